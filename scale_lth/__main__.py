@@ -1,0 +1,5 @@
+import sys
+
+from scale_lth.cli import main
+
+sys.exit(main())

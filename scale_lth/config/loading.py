@@ -1,0 +1,183 @@
+"""Build a validated Config from a YAML file and ``key.sub=value`` overrides.
+
+Every problem is a ConfigError whose message is the single line a user sees: where the value
+came from, which key, and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from scale_lth.config.duration import Duration
+from scale_lth.config.schema import Config
+
+
+class ConfigError(ValueError):
+    """A bad config; the message is one line naming the source, the key and the fix."""
+
+
+def load(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
+    """Read ``path`` (None: all defaults), apply the overrides, and validate everything."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        tree = _read_yaml(Path(path))
+    config = _build(Config, tree, source, prefix="")
+    for text in overrides:
+        key, value = _parse_override(text)
+        config = _override(config, key, value, f"override '{text}'")
+    if not config.name:
+        stem = Path(path).stem if path is not None else "default"
+        config = dataclasses.replace(config, name=stem)
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file (see configs/ for the shipped ones)")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: fix the syntax") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections and keys")
+    return tree
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override '{text}': write overrides as key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _override(config: Any, dotted: str, value: Any, source: str, prefix: str = "") -> Any:
+    head, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    if head not in fields:
+        raise ConfigError(_unknown_key(source, f"{prefix}{dotted}", head, fields))
+    hint = _hints(type(config))[head]
+    current = getattr(config, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"{source}: '{prefix}{head}' has no sub-keys")
+        new = _override(current, rest, value, source, prefix=f"{prefix}{head}.")
+    elif dataclasses.is_dataclass(current):
+        new = _build(hint, value, source, prefix=f"{prefix}{head}.")
+    else:
+        new = _coerce(value, hint, source, f"{prefix}{head}")
+    return dataclasses.replace(config, **{head: new})
+
+
+def _build(cls: type, tree: Any, source: str, prefix: str) -> Any:
+    if not isinstance(tree, Mapping):
+        section = prefix.rstrip(".") or "the top level"
+        raise ConfigError(f"{source}: '{section}' must be a mapping of keys, got {tree!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    values = {}
+    for key, value in tree.items():
+        if key not in fields:
+            raise ConfigError(_unknown_key(source, f"{prefix}{key}", str(key), fields))
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, source, prefix=f"{prefix}{key}.")
+        else:
+            values[key] = _coerce(value, hint, source, f"{prefix}{key}")
+    return cls(**values)
+
+
+def _unknown_key(source: str, dotted: str, key: str, fields: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(fields), n=1)
+    section = dotted[: len(dotted) - len(key)]
+    hint = f" (did you mean '{section}{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
+    return f"{source}: unknown key '{dotted}'{hint}"
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
+    try:
+        return _convert(value, hint)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: '{key}' must be {_describe(hint)}, got {value!r}") from None
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _convert(value, inner)
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(value)
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError(value)
+        return [_convert(item, args[0]) for item in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(value)
+        return {_convert(k, args[0]): _convert(v, args[1]) for k, v in value.items()}
+    if hint is Duration:
+        return value if isinstance(value, Duration) else Duration.parse(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError(value)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(value)
+        return value
+    if hint is float:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        return float(value)  # YAML reads '1e-3' as a string: accept any float spelling
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value
+    raise TypeError(f"unsupported config type {hint!r}")
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [arg for arg in args if arg is not type(None)]
+        return f"{_describe(inner[0])} or null"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is list:
+        return f"a list (each item {_describe(args[0])})"
+    if origin is dict:
+        return f"a mapping (keys {_describe(args[0])}, values {_describe(args[1])})"
+    if hint is Duration:
+        return "a duration like '90ep' or '5000it'"
+    if dataclasses.is_dataclass(hint):
+        return "section"
+    article = "an" if hint is int else "a"
+    return f"{article} {hint.__name__}"

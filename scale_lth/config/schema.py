@@ -1,0 +1,161 @@
+"""The experiment schema: one frozen dataclass per config section, a help string per field.
+
+Fields marked ``hashed=False`` say where or how an experiment runs, not what it computes;
+they never change the experiment's hash (and so its output folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from scale_lth.config.duration import Duration
+from scale_lth.config.hashing import experiment_hash, flatten
+
+
+def option(default, help: str, hashed: bool = True):
+    """A config field with its help text; mutable defaults are copied per instance."""
+    metadata = {"help": help, "hashed": hashed}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+Dataset = Literal["digits", "mnist", "cifar10", "imagenet", "synthetic"]
+Branch = Literal["reinit", "random_prune", "snip", "scratch"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: Dataset = option("digits", "which data set the .beton files hold")
+    path: str = option(
+        "", "folder with train/val(/test).beton; empty: <data_root>/<dataset>", hashed=False
+    )
+    batch_size: int = option(60, "global minibatch size, split evenly over the workers")
+    resolution: int | None = option(None, "training image side for ImageNet crops; none: 224")
+    eval_resolution: int | None = option(None, "evaluation center-crop side; none: 224")
+    loader_workers: int = option(2, "FFCV decoding threads per training worker", hashed=False)
+    os_cache: bool = option(True, "map the .beton into the shared page cache", hashed=False)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = option("lenet300", "registry name: see `scale_lth.models.names()`")
+    num_classes: int | None = option(None, "output classes; none: taken from the data")
+    dropout: float = option(0.0, "dropout after hidden FC layers (conv2/4/6)")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    optimizer: Literal["sgd", "adam"] = option("sgd", "optimizer")
+    lr: float = option(0.1, "peak learning rate")
+    momentum: float = option(0.0, "SGD momentum")
+    nesterov: bool = option(False, "Nesterov momentum (SGD)")
+    weight_decay: float = option(0.0, "L2 weight decay")
+    duration: Duration = option(Duration.parse("40ep"), "training length per run")
+    lr_schedule: Literal["constant", "step", "linear"] = option(
+        "constant",
+        "constant; step (x gamma at each milestone); linear (ffcv-imagenet: warm up, then "
+        "down to 0 at the end)",
+    )
+    milestones: list[Duration] = option([], "step schedule: where the rate is multiplied by gamma")
+    gamma: float = option(0.1, "step schedule factor")
+    warmup: Duration = option(Duration.parse("0it"), "linear warmup from 0 to lr")
+    label_smoothing: float = option(0.0, "cross-entropy label smoothing")
+    eval_every: Duration = option(Duration.parse("100it"), "evaluate every this many steps")
+    amp: Literal["none", "bf16", "fp16"] = option("none", "autocast precision")
+    channels_last: bool = option(False, "channels-last memory format", hashed=False)
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    strategy: Literal["magnitude"] = option("magnitude", "how a level chooses what to remove")
+    scope: Literal["global", "layer"] = option("global", "rank globally or within each layer")
+    fraction: float = option(0.2, "fraction of the remaining weights removed per level")
+    layer_fractions: dict[str, float] = option(
+        {}, "per-layer rates: parameter-name pattern (fnmatch) -> fraction; first match wins"
+    )
+    output_fraction: float | None = option(None, "rate for the output layer; none: as the rest")
+    ignore: list[str] = option([], "parameter-name patterns never pruned (on top of the model's)")
+    levels: int = option(20, "pruning levels after the dense level 0")
+
+
+@dataclass(frozen=True)
+class RewindingConfig:
+    step: Duration = option(Duration.parse("0it"), "rewind point k (0it: original LTH)")
+
+
+@dataclass(frozen=True)
+class BaselinesConfig:
+    branches: list[Branch] = option([], "baselines trained at every level's density")
+    snip_batches: int = option(1, "minibatches SNIP scores are summed over")
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    num_workers: int = option(2, "Ray Train workers (one per GPU on a cluster)", hashed=False)
+    use_gpu: bool = option(False, "one GPU per worker, NCCL", hashed=False)
+    cpus_per_worker: int = option(1, "CPUs reserved per worker", hashed=False)
+    address: str = option("", "Ray address; empty: RAY_ADDRESS or a local Ray", hashed=False)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = option(True, "log to MLflow", hashed=False)
+    uri: str = option(
+        "", "MLflow tracking URI; empty: MLFLOW_TRACKING_URI or ./mlflow.db", hashed=False
+    )
+    experiment: str = option("", "MLflow experiment name; empty: the config's name", hashed=False)
+
+
+@dataclass(frozen=True)
+class LauncherConfig:
+    cluster: Literal["slurm", "local", "debug"] = option("slurm", "submitit executor", hashed=False)
+    partition: str = option("", "SLURM partition", hashed=False)
+    account: str = option("", "SLURM account", hashed=False)
+    qos: str = option("", "SLURM QoS", hashed=False)
+    constraint: str = option("", "SLURM node constraint", hashed=False)
+    nodes: int = option(1, "nodes per job", hashed=False)
+    gpus_per_node: int = option(0, "GPUs per node", hashed=False)
+    cpus_per_task: int = option(2, "CPUs per task", hashed=False)
+    mem_gb: int = option(0, "memory per node in GB; 0: the partition default", hashed=False)
+    timeout_min: int = option(60, "time limit per job in minutes", hashed=False)
+    log_dir: str = option("slurm_logs", "submitit log folder", hashed=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = option("", "experiment name; empty: the config file's stem", hashed=False)
+    seed: int = option(0, "base seed; replicate r uses seed + r")
+    replicates: int = option(1, "independent replicates", hashed=False)
+    output_root: str = option("results", "where experiment folders go", hashed=False)
+    data_root: str = option("data", "where data folders go", hashed=False)
+    data: DataConfig = option(DataConfig(), "data and loaders")
+    model: ModelConfig = option(ModelConfig(), "network")
+    training: TrainingConfig = option(TrainingConfig(), "optimisation")
+    pruning: PruningConfig = option(PruningConfig(), "iterative magnitude pruning")
+    rewinding: RewindingConfig = option(RewindingConfig(), "late resetting")
+    baselines: BaselinesConfig = option(BaselinesConfig(), "comparisons at each level")
+    scaling: ScalingConfig = option(ScalingConfig(), "Ray Train workers")
+    tracking: TrackingConfig = option(TrackingConfig(), "MLflow")
+    launcher: LauncherConfig = option(LauncherConfig(), "SLURM via submitit")
+
+    @property
+    def hash(self) -> str:
+        """The experiment's stable identity (see scale_lth.config.hashing)."""
+        return experiment_hash(self)
+
+    @property
+    def experiment_dir(self) -> Path:
+        """``<output_root>/<name>-<hash>``: where every result of this experiment goes."""
+        return Path(self.output_root) / f"{self.name}-{self.hash}"
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder holding the .beton files."""
+        return Path(self.data.path) if self.data.path else Path(self.data_root) / self.data.dataset
+
+    def flat(self) -> dict[str, Any]:
+        """Every value as ``section.key -> value``."""
+        return flatten(self)

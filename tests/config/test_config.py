@@ -1,0 +1,126 @@
+from pathlib import Path
+
+import pytest
+
+from scale_lth.config import Config, ConfigError, Duration, load
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_name_from_file_and_types(tmp_path):
+    config = load(write(tmp_path, "training:\n  lr: 1e-3\n  duration: 50ep\n"))
+    assert config.name == "exp"
+    assert config.training.lr == pytest.approx(1e-3)
+    assert config.training.duration == Duration(50, "ep")
+    assert config.model == Config().model
+
+
+def test_overrides_apply_after_file(tmp_path):
+    path = write(tmp_path, "seed: 1\ntraining:\n  lr: 0.5\n")
+    config = load(path, ["training.lr=0.25", "seed=7", "training.milestones=[30ep, 60ep]"])
+    assert config.seed == 7
+    assert config.training.lr == 0.25
+    assert config.training.milestones == [Duration(30, "ep"), Duration(60, "ep")]
+
+
+def test_nullable_and_mapping_values():
+    config = load(None, ["pruning.output_fraction=0.1", "pruning.layer_fractions={'fc*': 0.2}"])
+    assert config.pruning.output_fraction == 0.1
+    assert config.pruning.layer_fractions == {"fc*": 0.2}
+    assert load(None, ["pruning.output_fraction=null"]).pruning.output_fraction is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90ep", 90 * 7),
+        ("5000it", 5000),
+        (" 3 it ", 3),
+    ],
+)
+def test_duration_to_iterations(text, expected):
+    assert Duration.parse(text).iterations(7) == expected
+
+
+@pytest.mark.parametrize("text", ["12xx", "ep", "1.5ep", "-3it", "", "10"])
+def test_bad_durations_are_rejected(text):
+    with pytest.raises(ValueError):
+        Duration.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "fragments"),
+    [
+        ("training:\n  lrr: 0.1\n", ["unknown key 'training.lrr'", "did you mean 'training.lr'"]),
+        ("training:\n  lr: fast\n", ["'training.lr' must be a float", "'fast'"]),
+        ("training:\n  duration: 12xx\n", ["'training.duration'", "'90ep' or '5000it'", "12xx"]),
+        ("seed: yes\n", ["'seed' must be an int"]),
+        ("training: 3\n", ["'training' must be a mapping"]),
+        ("baselines:\n  branches: [snap]\n", ["'baselines.branches'", "'snip'"]),
+        ("- a\n- b\n", ["top level must be a mapping"]),
+        ("training: {lr: [\n", ["not valid YAML"]),
+    ],
+)
+def test_bad_files_fail_with_one_line_naming_file_and_key(tmp_path, yaml_text, fragments):
+    path = write(tmp_path, yaml_text)
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_bad_override_names_the_override():
+    with pytest.raises(ConfigError, match=r"^override 'training\.lr=abc': 'training\.lr'"):
+        load(None, ["training.lr=abc"])
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load(None, ["training.lr"])
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_hash_ignores_defaults_and_where_things_run(tmp_path):
+    base = load(None)
+    assert load(None, ["training.lr=0.1"]).hash == base.hash  # 0.1 is the default
+    assert load(None, ["scaling.num_workers=8", "tracking.uri=http://x", "replicates=5"]).hash == (
+        base.hash
+    )
+    assert load(None, ["output_root=/elsewhere", "data.path=/fast/disk"]).hash == base.hash
+    assert load(None, ["training.lr=0.2"]).hash != base.hash
+    assert load(None, ["seed=1"]).hash != base.hash
+
+
+def test_hash_is_independent_of_spelling(tmp_path):
+    spelled = load(write(tmp_path, "training:\n  lr: 1.0e-3\n  duration: ' 50ep'\n"))
+    other = load(None, ["training.lr=0.001", "training.duration=50ep"])
+    assert spelled.hash == other.hash
+
+
+def test_experiment_dir_is_name_and_hash():
+    config = load(None, ["name=demo", "output_root=out"])
+    assert config.experiment_dir == Path("out") / f"demo-{config.hash}"
+
+
+def test_pinned_hashes():
+    """Changing these means every existing result folder gets a new name: do it on purpose."""
+    assert load(None).hash == "44136fa355"
+    assert load(None, ["training.lr=0.4", "training.duration=90ep"]).hash == "d433fbd405"
+    assert load(None, ["rewinding.step=6ep", "pruning.scope=layer"]).hash == "40a29f0b92"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    config = load(path)
+    assert config.name == path.stem
+    assert len(config.hash) == 10
