@@ -64,6 +64,9 @@ class TrainingConfig:
     warmup: Duration = option(Duration.parse("0it"), "linear warmup from 0 to lr")
     label_smoothing: float = option(0.0, "cross-entropy label smoothing")
     eval_every: Duration = option(Duration.parse("100it"), "evaluate every this many steps")
+    checkpoint_every: Duration = option(
+        Duration.parse("1ep"), "how often a resumable checkpoint is saved", hashed=False
+    )
     amp: Literal["none", "bf16", "fp16"] = option("none", "autocast precision")
     channels_last: bool = option(False, "channels-last memory format", hashed=False)
 
@@ -95,9 +98,16 @@ class BaselinesConfig:
 @dataclass(frozen=True)
 class ScalingConfig:
     num_workers: int = option(2, "Ray Train workers (one per GPU on a cluster)", hashed=False)
+    parallelism: Literal["ddp", "replicates"] = option(
+        "ddp",
+        "ddp: all workers train each run together; replicates: each worker trains whole "
+        "replicates alone (many small networks)",
+        hashed=False,
+    )
     use_gpu: bool = option(False, "one GPU per worker, NCCL", hashed=False)
     cpus_per_worker: int = option(1, "CPUs reserved per worker", hashed=False)
     address: str = option("", "Ray address; empty: RAY_ADDRESS or a local Ray", hashed=False)
+    max_failures: int = option(2, "times Ray Train restarts failed workers", hashed=False)
 
 
 @dataclass(frozen=True)

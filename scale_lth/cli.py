@@ -1,0 +1,153 @@
+"""The ``scale-lth`` command: one subcommand per verb a researcher needs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from scale_lth.config import ConfigError, load
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; shown as one line, exit code 2."""
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The CONFIG path and trailing ``key.sub=value`` overrides every experiment verb takes."""
+    parser.add_argument("config", help="experiment YAML (see configs/)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key.sub=value", help="override config values"
+    )
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    config = load(args.config, args.overrides)
+    if args.json:
+        print(json.dumps(config.flat(), indent=2))
+    else:
+        width = max(len(key) for key in config.flat())
+        for key, value in config.flat().items():
+            print(f"{key:<{width}}  {value}")
+    print(f"# hash {config.hash} -> {config.experiment_dir}", file=sys.stderr)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from scale_lth.lottery.driver import run_job
+    from scale_lth.lottery.experiment import Job
+
+    config = load(args.config, args.overrides)
+    run_job(config, Job(replicates=range(config.replicates), levels=[0]), quiet=args.quiet)
+    return 0
+
+
+def _lottery(args: argparse.Namespace) -> int:
+    from scale_lth.lottery.driver import run_job
+    from scale_lth.lottery.experiment import Job
+
+    config = load(args.config, args.overrides)
+    job = Job(
+        replicates=range(config.replicates),
+        levels=range(config.pruning.levels + 1),
+        branches=config.baselines.branches,
+    )
+    run_job(config, job, quiet=args.quiet)
+    return 0
+
+
+def parse_levels(text: str) -> list[int]:
+    """``'1-5,8'`` -> ``[1, 2, 3, 4, 5, 8]``."""
+    levels: set[int] = set()
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        try:
+            bounds = (int(low), int(high) if sep else int(low))
+        except ValueError:
+            raise UserError(f"--levels: write levels like 1-5,8, got {text!r}") from None
+        if bounds[0] < 1 or bounds[1] < bounds[0]:
+            raise UserError(f"--levels: baselines exist from level 1 up, got {part!r}")
+        levels.update(range(bounds[0], bounds[1] + 1))
+    return sorted(levels)
+
+
+def _branch(args: argparse.Namespace) -> int:
+    from scale_lth.lottery.driver import run_job
+    from scale_lth.lottery.experiment import Job
+    from scale_lth.lottery.layout import Layout, RunKey
+
+    config = load(args.config, args.overrides)
+    levels = parse_levels(args.levels)
+    layout = Layout(config.experiment_dir)
+    missing = [
+        str(RunKey(r, level))
+        for r in range(config.replicates)
+        for level in levels
+        if not layout.is_done(RunKey(r, level))
+    ]
+    if missing:
+        raise UserError(
+            f"the trunk has no finished ticket for {missing[0]}"
+            f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
+            f"run `scale-lth lottery {args.config}` first"
+        )
+    job = Job(range(config.replicates), levels, branches=[args.name], trunk=False)
+    run_job(config, job, quiet=args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from scale_lth.data.cli import add_write_parser
+
+    parser = argparse.ArgumentParser(
+        prog="scale-lth",
+        description="Find and study lottery tickets: IMP with late resetting, baselines, at scale.",
+    )
+    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = verbs.add_parser("data", help="write datasets as FFCV .beton files")
+    add_write_parser(data.add_subparsers(dest="data_command", required=True, metavar="ACTION"))
+
+    train = verbs.add_parser("train", help="train the dense network (level 0) of a config")
+    add_config_arguments(train)
+    train.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
+    train.set_defaults(func=_train)
+
+    lottery = verbs.add_parser(
+        "lottery", help="IMP levels with rewinding, and the baselines at every level"
+    )
+    add_config_arguments(lottery)
+    lottery.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
+    lottery.set_defaults(func=_lottery)
+
+    branch = verbs.add_parser("branch", help="train one baseline off an existing trunk")
+    branch.add_argument("name", help="the baseline: reinit, random_prune or snip")
+    add_config_arguments(branch)
+    branch.add_argument("--levels", required=True, help="levels like 1-5,8")
+    branch.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
+    branch.set_defaults(func=_branch)
+
+    config = verbs.add_parser("config", help="inspect configs")
+    config_verbs = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_verbs.add_parser("show", help="print the resolved config and its hash")
+    add_config_arguments(show)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_config_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from scale_lth.data import DataError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, UserError) as error:
+        print(f"scale-lth: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Data as FFCV ``.beton`` files: writing them from what a user has, and loading them."""
+
+from scale_lth.data.errors import DataError
+from scale_lth.data.info import DataInfo
+from scale_lth.data.loaders import Batches, LoaderOptions, eval_batches, train_batches
+from scale_lth.data.preparation import ensure_written
+from scale_lth.data.writing import ImageOptions, write_splits
+
+__all__ = [
+    "Batches",
+    "DataError",
+    "DataInfo",
+    "ImageOptions",
+    "LoaderOptions",
+    "ensure_written",
+    "eval_batches",
+    "train_batches",
+    "write_splits",
+]

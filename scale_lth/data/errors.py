@@ -1,0 +1,5 @@
+"""The one error type of the data package: its message is the line a user sees."""
+
+
+class DataError(ValueError):
+    """Missing or malformed data; the message names the file or folder and the fix."""

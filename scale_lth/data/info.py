@@ -1,0 +1,54 @@
+"""``info.json``: what a data folder holds, so loaders and models need no other description."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from scale_lth.data.errors import DataError
+
+INFO_FILE = "info.json"
+
+
+def info_path(folder: Path) -> Path:
+    return Path(folder) / INFO_FILE
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    source: str
+    layout: str  # "gray": uint8 arrays 1 x H x W; "rgb": FFCV RGB images
+    num_classes: int
+    shape: list[int] | None  # C, H, W when every image has it; None for ImageNet-like data
+    splits: dict[str, int]  # split name -> number of images
+    mean: list[float]  # per channel, 0-255 scale
+    std: list[float]
+    augmentation: str  # default training pipeline: none, pad_crop_flip or resized_crop_flip
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.layout == "gray" else 3
+
+    def save(self, folder: Path) -> None:
+        temporary = Path(folder) / f".{INFO_FILE}.partial"
+        temporary.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        os.replace(temporary, info_path(folder))
+
+    @classmethod
+    def load(cls, folder: Path) -> DataInfo:
+        path = info_path(folder)
+        if not path.is_file():
+            raise DataError(
+                f"{folder}: no data written there (no {INFO_FILE}); "
+                "write it first with `scale-lth data write --source ... --out "
+                f"{folder}`"
+            )
+        return cls(**json.loads(path.read_text()))
+
+    def beton(self, folder: Path, split: str) -> Path:
+        if split not in self.splits:
+            raise DataError(f"{folder}: has no {split} split (it has {', '.join(self.splits)})")
+        return Path(folder) / f"{split}.beton"

@@ -1,0 +1,213 @@
+"""FFCV loaders for training and evaluation, built from a data folder's ``info.json``.
+
+Pipelines by data kind:
+
+- grayscale arrays (MNIST, digits): decoded as stored, no augmentation (as in the LTH paper);
+- ``pad_crop_flip`` (CIFAR-10): random 4-pixel translation with zero fill plus horizontal flip;
+- ``resized_crop_flip`` (ImageNet): RandomResizedCrop + flip for training, a 224/256 center
+  crop for evaluation.
+
+Normalisation happens in torch after the loader, on the device: FFCV's CPU ``NormalizeImage``
+after ``ToTorchImage`` hangs, and its GPU version needs CuPy. Training loaders shard with FFCV's
+``distributed=True`` (RANDOM order, reshuffled each epoch); evaluation loaders give rank ``r`` of
+``w`` the examples ``r, r + w, ...`` so the ranks' shards are disjoint and cover the split once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scale_lth.data.errors import DataError
+from scale_lth.data.info import DataInfo
+
+DEFAULT_RESOLUTION = 224
+CENTER_CROP_RATIO = 224 / 256
+PIPELINES = ("plain", "pad_crop_flip", "resized_crop_flip", "center_crop")
+
+
+class Batches:
+    """Iterates ``(normalised float images, int64 labels)`` on the device from an FFCV Loader."""
+
+    def __init__(self, loader, info: DataInfo, device: torch.device, channels_last: bool) -> None:
+        self.loader = loader
+        shape = (1, info.channels, 1, 1)
+        self.mean = torch.tensor(info.mean, dtype=torch.float32, device=device).view(shape)
+        self.std = torch.tensor(info.std, dtype=torch.float32, device=device).view(shape)
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration reads (sets the shuffle; restore it when resuming)."""
+        return self.loader.next_epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self.loader.next_epoch = value
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels in self.loader:
+            images = (images.float() - self.mean) / self.std
+            if self.channels_last and images.dim() == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels.to(torch.long, copy=True)  # FFCV reuses its buffers
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How batches are produced; none of it changes which examples a rank reads."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    threads: int = 1  # FFCV decoding threads (capped by this process's CPU affinity)
+    resolution: int | None = None  # crop side for ImageNet-like data; None: 224
+    channels_last: bool = False
+    os_cache: bool = True
+    pipeline: str | None = None  # None: the data's default for training or evaluation
+
+
+def loader_threads(requested: int) -> int:
+    """FFCV threads within this process's CPU affinity (FFCV's own default crashes numba there)."""
+    return max(1, min(requested, len(os.sched_getaffinity(0))))
+
+
+def _image_pipeline(info: DataInfo, pipeline: str, options: LoaderOptions) -> list:
+    from ffcv.fields.decoders import (
+        CenterCropRGBImageDecoder,
+        NDArrayDecoder,
+        RandomResizedCropRGBImageDecoder,
+        SimpleRGBImageDecoder,
+    )
+    from ffcv.transforms import RandomHorizontalFlip, RandomTranslate, ToTensor, ToTorchImage
+
+    if pipeline not in PIPELINES:
+        raise DataError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
+    if info.layout == "gray":
+        if pipeline != "plain":
+            raise DataError(f"grayscale data has only the 'plain' pipeline, not {pipeline!r}")
+        return [NDArrayDecoder(), ToTensor(), *_to_device(options.device)]
+    if pipeline in ("plain", "pad_crop_flip") and info.shape is None:
+        raise DataError(
+            f"{info.source} images differ in size: use the resized_crop_flip/center_crop pipelines"
+        )
+    side = options.resolution or DEFAULT_RESOLUTION
+    decode = {
+        "plain": lambda: [SimpleRGBImageDecoder()],
+        "pad_crop_flip": lambda: [
+            SimpleRGBImageDecoder(),
+            RandomHorizontalFlip(),
+            RandomTranslate(padding=4),
+        ],
+        "resized_crop_flip": lambda: [
+            RandomResizedCropRGBImageDecoder((side, side)),
+            RandomHorizontalFlip(),
+        ],
+        "center_crop": lambda: [CenterCropRGBImageDecoder((side, side), ratio=CENTER_CROP_RATIO)],
+    }[pipeline]()
+    return [
+        *decode,
+        ToTensor(),
+        *_to_device(options.device),
+        ToTorchImage(channels_last=options.channels_last),
+    ]
+
+
+def _to_device(device: torch.device) -> list:
+    from ffcv.transforms import ToDevice
+
+    return [ToDevice(device, non_blocking=True)] if device.type == "cuda" else []
+
+
+def _label_pipeline(device: torch.device) -> list:
+    from ffcv.fields.basics import IntDecoder
+    from ffcv.transforms import Squeeze, ToTensor
+
+    return [IntDecoder(), ToTensor(), Squeeze(1), *_to_device(device)]
+
+
+def default_pipeline(info: DataInfo, training: bool) -> str:
+    if info.augmentation == "none":
+        return "plain"
+    if info.augmentation == "resized_crop_flip":
+        return "resized_crop_flip" if training else "center_crop"
+    return info.augmentation if training else "plain"
+
+
+def _batches(
+    folder: Path, split: str, batch_size: int, training: bool, options: LoaderOptions, **arguments
+) -> Batches:
+    from ffcv.loader import Loader
+
+    info = DataInfo.load(folder)
+    if batch_size < 1:
+        raise DataError(f"the per-worker batch size must be at least 1, got {batch_size}")
+    pipeline = options.pipeline or default_pipeline(info, training)
+    loader = Loader(
+        str(info.beton(folder, split)),
+        batch_size=batch_size,
+        num_workers=loader_threads(options.threads),
+        os_cache=options.os_cache,
+        pipelines={
+            "image": _image_pipeline(info, pipeline, options),
+            "label": _label_pipeline(options.device),
+        },
+        **arguments,
+    )
+    return Batches(loader, info, options.device, options.channels_last)
+
+
+def train_batches(
+    folder: str | Path,
+    batch_size: int,
+    *,
+    seed: int,
+    distributed: bool = False,
+    options: LoaderOptions = LoaderOptions(),
+) -> Batches:
+    """Shuffled training batches (the last partial batch dropped); this rank's shard when
+    ``distributed`` (FFCV's DistributedSampler emulation: disjoint, reshuffled each epoch)."""
+    from ffcv.loader import OrderOption
+
+    return _batches(
+        Path(folder),
+        "train",
+        batch_size,
+        True,
+        options,
+        order=OrderOption.RANDOM,
+        distributed=distributed,
+        seed=seed,
+        drop_last=True,
+    )
+
+
+def eval_batches(
+    folder: str | Path,
+    split: str,
+    batch_size: int,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    options: LoaderOptions = LoaderOptions(),
+) -> Batches:
+    """Every example of ``split`` in order, each read by exactly one rank."""
+    from ffcv.loader import OrderOption
+
+    size = DataInfo.load(Path(folder)).splits.get(split, 0)
+    return _batches(
+        Path(folder),
+        split,
+        batch_size,
+        False,
+        options,
+        order=OrderOption.SEQUENTIAL,
+        indices=np.arange(rank, size, world_size),
+        drop_last=False,
+    )

@@ -1,0 +1,124 @@
+"""Writing splits as FFCV ``.beton`` files, with the facts loaders need in ``info.json``.
+
+Grayscale sources (MNIST, digits) are stored exactly as ``uint8`` arrays of shape ``1 x H x W``;
+colour sources as FFCV RGB images (``raw`` pixels, or JPEG with ffcv-imagenet's knobs).
+Each file is written under a temporary name and renamed when complete; ``info.json`` comes
+last, so a folder with an ``info.json`` is a finished data set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scale_lth.data.errors import DataError
+from scale_lth.data.info import DataInfo, info_path
+from scale_lth.data.sources import Split
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+STATISTICS_SAMPLE = 5_000
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How colour images are stored (ffcv-imagenet's knobs)."""
+
+    write_mode: str = "raw"  # raw, jpg, smart or proportion
+    max_resolution: int | None = None
+    jpeg_quality: int = 90
+    compress_probability: float = 0.5
+
+
+class GrayAsArray:
+    """Presents an ``H x W`` grayscale split as ``(1 x H x W array, label)`` pairs."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        image, label = self.split[index]
+        return image[None], label
+
+
+def channel_statistics(split: Split) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (0-255 scale) over up to 5,000 evenly spaced training images."""
+    picks = np.linspace(0, len(split) - 1, min(len(split), STATISTICS_SAMPLE)).astype(int)
+    pixels = np.stack([split[int(i)][0] for i in picks]).astype(np.float64)
+    channels = pixels.reshape(-1, 1) if pixels.ndim == 3 else pixels.reshape(-1, 3)
+    std = np.maximum(channels.std(axis=0), 1e-6)
+    return channels.mean(axis=0).tolist(), std.tolist()
+
+
+def write_splits(
+    splits: Mapping[str, Split],
+    out: Path,
+    source: str,
+    image_options: ImageOptions = ImageOptions(),
+    overwrite: bool = False,
+    imagenet_statistics: bool = False,
+    augmentation: str = "pad_crop_flip",
+    workers: int | None = None,
+) -> DataInfo:
+    """Write ``out/<split>.beton`` for every split and ``out/info.json``; return the info.
+
+    ``augmentation`` names the training pipeline colour images get by default
+    (``pad_crop_flip`` for CIFAR-sized data, ``resized_crop_flip`` for ImageNet-like data).
+    """
+    from ffcv.fields import IntField, NDArrayField, RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    names = [*(f"{split}.beton" for split in splits), "info.json"]
+    existing = [name for name in names if (out / name).exists()]
+    if existing and not overwrite:
+        raise DataError(
+            f"{out} already holds {', '.join(existing)}; pass --overwrite or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    info_path(out).unlink(missing_ok=True)
+    first_image, _ = splits["train"][0]
+    gray = first_image.ndim == 2
+    if gray:
+        shape = [1, *first_image.shape]
+        image_field = NDArrayField(np.dtype("uint8"), tuple(shape))
+    else:
+        same_size = image_options.write_mode == "raw" and image_options.max_resolution is None
+        shape = [3, *first_image.shape[:2]] if same_size and not imagenet_statistics else None
+        image_field = RGBImageField(
+            write_mode=image_options.write_mode,
+            max_resolution=image_options.max_resolution,
+            jpeg_quality=image_options.jpeg_quality,
+            compress_probability=image_options.compress_probability,
+        )
+    if imagenet_statistics:
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    else:
+        mean, std = channel_statistics(splits["train"])
+    workers = workers or len(os.sched_getaffinity(0))
+    for name, split in splits.items():
+        print(f"Writing the {name} split ({len(split):,} images) to {out}", flush=True)
+        temporary = out / f".{name}.beton.partial"
+        writer = DatasetWriter(
+            str(temporary), {"image": image_field, "label": IntField()}, num_workers=workers
+        )
+        writer.from_indexed_dataset(GrayAsArray(split) if gray else split, chunksize=64)
+        os.replace(temporary, out / f"{name}.beton")
+    info = DataInfo(
+        source=source,
+        layout="gray" if gray else "rgb",
+        num_classes=splits["train"].num_classes,
+        shape=shape,
+        splits={name: len(split) for name, split in splits.items()},
+        mean=mean,
+        std=std,
+        augmentation="none" if gray else augmentation,
+    )
+    info.save(out)
+    return info

@@ -1,0 +1,83 @@
+"""Where an experiment's results live: ``<root>/<name>-<hash>/replicate_<r>/level_<l>/<branch>/``.
+
+A run folder holds ``mask.pt`` (bit-packed; absent for the dense level), ``final.pt`` (the
+trained weights) and ``metrics.json``, written last: a run is finished when it has one. The
+trunk's dense level also holds ``init.pt`` (step 0) and ``rewind.pt`` (step k).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAIN = "main"
+
+
+@dataclass(frozen=True, order=True)
+class RunKey:
+    replicate: int
+    level: int
+    branch: str = MAIN
+
+    @property
+    def run_id(self) -> str:
+        return f"replicate_{self.replicate}/level_{self.level}/{self.branch}"
+
+    def __str__(self) -> str:
+        return f"replicate {self.replicate}, level {self.level}, {self.branch}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    def run_dir(self, key: RunKey) -> Path:
+        return self.root / key.run_id
+
+    def mask_path(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "mask.pt"
+
+    def final_path(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "final.pt"
+
+    def metrics_path(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "metrics.json"
+
+    def init_path(self, replicate: int) -> Path:
+        return self.run_dir(RunKey(replicate, 0)) / "init.pt"
+
+    def rewind_path(self, replicate: int) -> Path:
+        return self.run_dir(RunKey(replicate, 0)) / "rewind.pt"
+
+    def is_done(self, key: RunKey) -> bool:
+        return self.metrics_path(key).is_file()
+
+    def read_metrics(self, key: RunKey) -> dict[str, Any]:
+        return json.loads(self.metrics_path(key).read_text())
+
+    def write_metrics(self, key: RunKey, metrics: dict[str, Any]) -> None:
+        path = self.metrics_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.partial")
+        with open(temporary, "w") as file:
+            json.dump(metrics, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+
+    def finished(self) -> list[RunKey]:
+        """Every finished run under the root, in order."""
+        keys = []
+        for path in self.root.glob("replicate_*/level_*/*/metrics.json"):
+            branch_dir = path.parent
+            keys.append(
+                RunKey(
+                    int(branch_dir.parent.parent.name.removeprefix("replicate_")),
+                    int(branch_dir.parent.name.removeprefix("level_")),
+                    branch_dir.name,
+                )
+            )
+        return sorted(keys)

@@ -1,0 +1,72 @@
+"""The config's network, shaped for its data, and the weights its pruning acts on."""
+
+from __future__ import annotations
+
+import fnmatch
+
+import torch
+from torch import nn
+
+from scale_lth import models
+from scale_lth.config import Config, ConfigError
+from scale_lth.data import DataInfo
+
+
+def build_network(config: Config, info: DataInfo, seed: int) -> nn.Module:
+    """``config.model.name`` for ``info``'s images and classes, initialised from ``seed``."""
+    accepted = models.options(config.model.name)
+    options: dict[str, object] = {}
+    shape = info.shape
+    if "input_size" in accepted:
+        if shape is None:
+            raise ConfigError(f"{config.model.name} needs images of one size; {info.source} varies")
+        options["input_size"] = shape[0] * shape[1] * shape[2]
+    if "in_channels" in accepted:
+        options["in_channels"] = info.channels
+    if "image_size" in accepted:
+        options["image_size"] = config.data.resolution or (shape[1] if shape else 224)
+    if config.model.dropout:
+        if "dropout" not in accepted:
+            raise ConfigError(
+                f"model.dropout: {config.model.name} has no dropout (only conv2/4/6 do); "
+                "remove model.dropout"
+            )
+        options["dropout"] = config.model.dropout
+    torch.manual_seed(seed)
+    return models.build(
+        config.model.name, num_classes=config.model.num_classes or info.num_classes, **options
+    )
+
+
+def pruned_names(config: Config, model: nn.Module) -> list[str]:
+    """The model's prunable weights, less those matching ``pruning.ignore``."""
+    return [
+        name
+        for name in models.prunable(model)
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in config.pruning.ignore)
+    ]
+
+
+def layer_rates(config: Config, model: nn.Module) -> dict[str, float]:
+    """Tensors pruned at a rate of their own: ``pruning.layer_fractions`` patterns (first match
+    wins), then ``pruning.output_fraction`` for the output layer; with ``scope: layer`` every
+    other tensor gets ``pruning.fraction``. Tensors absent here are ranked globally."""
+    pruning = config.pruning
+    rates: dict[str, float] = {}
+    output = models.output_layer(model)
+    for name in pruned_names(config, model):
+        match = next(
+            (
+                rate
+                for pattern, rate in pruning.layer_fractions.items()
+                if fnmatch.fnmatchcase(name, pattern)
+            ),
+            None,
+        )
+        if match is not None:
+            rates[name] = match
+        elif name == output and pruning.output_fraction is not None:
+            rates[name] = pruning.output_fraction
+        elif pruning.scope == "layer":
+            rates[name] = pruning.fraction
+    return rates

@@ -1,0 +1,1 @@
+"""Where experiments run: Ray Train worker groups, SLURM jobs via submitit."""

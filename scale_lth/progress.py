@@ -1,0 +1,58 @@
+"""What a person watching an experiment sees: where it is, a bar per run, a line per result."""
+
+from __future__ import annotations
+
+import sys
+
+from scale_lth.lottery.experiment import Observer
+from scale_lth.lottery.layout import RunKey
+
+
+def describe(metrics: dict) -> str:
+    """One line for a finished run."""
+    return (
+        f"{metrics['density'] * 100:7.3f}% weights  "
+        f"final acc {metrics['final_accuracy'] * 100:5.1f}%  "
+        f"best {metrics['best_accuracy'] * 100:5.1f}%  "
+        f"early stop @ {metrics['early_stop_iteration']}  "
+        f"({metrics['seconds']:.1f} s)"
+    )
+
+
+def say(line: str) -> None:
+    """One line to stdout (not print(): Ray Train workers patch it to log each line twice)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class ConsoleProgress(Observer):
+    """Prints where the experiment is and each run's result; a progress bar per run unless
+    ``quiet`` (inside Ray workers the bar is Ray's, drawn by the driver)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.position = 0
+
+    def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
+        say(f"[{key}] training at {density * 100:.3f}% weights remaining")
+        if not self.quiet:
+            from ray.experimental.tqdm_ray import tqdm
+
+            self.bar = tqdm(desc=f"{key.run_id}", total=total_steps, unit="it")
+            self.position = 0
+
+    def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        step = int(row["iteration"])
+        accuracy = row.get("test_accuracy", row.get("val_accuracy", 0.0))
+        self.bar.set_description(f"{key.run_id} acc {accuracy * 100:.1f}%")
+        self.bar.update(step - self.position)
+        self.position = step
+
+    def run_finished(self, key: RunKey, metrics: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        say(f"[{key}] done: {describe(metrics)}")

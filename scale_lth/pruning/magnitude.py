@@ -1,0 +1,79 @@
+"""Magnitude pruning: remove the smallest surviving weights, ranked globally or per layer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+from scale_lth.pruning.mask import Mask
+from scale_lth.pruning.selection import smallest
+
+
+def removal_count(fraction: float, remaining: int) -> int:
+    """``ceil(fraction * remaining)``: what one level removes (never more than remains)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"a pruning fraction must be in [0, 1], got {fraction}")
+    return min(remaining, math.ceil(fraction * remaining))
+
+
+def magnitude_prune(
+    weights: Mapping[str, torch.Tensor],
+    fraction: float | Mapping[str, float],
+    mask: Mask | None = None,
+    scope: str = "global",
+) -> Mask:
+    """Remove ``ceil(fraction * remaining)`` of the surviving weights with the smallest magnitude.
+
+    ``scope="global"`` ranks all tensors together (ties go to the earlier tensor, then the lower
+    index); ``scope="layer"`` ranks each tensor alone. A mapping ``name -> fraction`` gives each
+    tensor its own rate and implies per-layer ranking. Pruned weights are never revived.
+    """
+    mask = mask if mask is not None else Mask.ones_like(weights)
+    if set(mask) != set(weights):
+        raise ValueError("the mask and the weights must name the same tensors")
+    if isinstance(fraction, Mapping):
+        missing = sorted(set(weights) - set(fraction))
+        if missing:
+            raise ValueError(f"no pruning fraction given for {', '.join(missing)}")
+        scope = "layer"
+    elif scope not in ("global", "layer"):
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+
+    names = list(weights)
+    sizes = [weights[name].numel() for name in names]
+    flat = _scores(weights, mask, names)
+    if scope == "global":
+        pieces = smallest(flat, removal_count(fraction, mask.num_kept)).split(sizes)
+    else:
+        pieces = [
+            smallest(
+                score,
+                removal_count(
+                    fraction[name] if isinstance(fraction, Mapping) else fraction,
+                    int(mask[name].sum()),
+                ),
+            )
+            for name, score in zip(names, flat.split(sizes), strict=True)
+        ]
+    return Mask(
+        {
+            name: mask[name] & ~piece.view(mask[name].shape).cpu()
+            for name, piece in zip(names, pieces, strict=True)
+        }
+    )
+
+
+def _scores(weights: Mapping[str, torch.Tensor], mask: Mask, names: list[str]) -> torch.Tensor:
+    """|w| of every tensor in one flat buffer; already-pruned weights at +inf, never chosen."""
+    first = weights[names[0]]
+    flat = torch.empty(sum(weights[n].numel() for n in names), device=first.device)
+    offset = 0
+    for name in names:
+        size = weights[name].numel()
+        piece = flat[offset : offset + size]
+        torch.abs(weights[name].detach().flatten(), out=piece)
+        piece.masked_fill_(~mask[name].flatten().to(piece.device), math.inf)
+        offset += size
+    return flat

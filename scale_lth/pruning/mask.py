@@ -1,0 +1,93 @@
+"""Mask: which weights of each prunable tensor survive, by parameter name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scale_lth.storage import atomic_torch_save
+
+
+class Mask(Mapping[str, torch.Tensor]):
+    """An immutable mapping ``parameter name -> bool tensor`` (True: the weight survives)."""
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self._tensors = {
+            name: tensor.detach().to(device="cpu", dtype=torch.bool)
+            for name, tensor in tensors.items()
+        }
+
+    @classmethod
+    def ones_like(cls, weights: Mapping[str, torch.Tensor]) -> Mask:
+        """The dense mask: every weight survives."""
+        return cls({name: torch.ones(w.shape, dtype=torch.bool) for name, w in weights.items()})
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._tensors[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    @property
+    def num_kept(self) -> int:
+        return sum(int(t.sum()) for t in self._tensors.values())
+
+    @property
+    def num_total(self) -> int:
+        return sum(t.numel() for t in self._tensors.values())
+
+    @property
+    def density(self) -> float:
+        """Fraction of the masked weights that survive."""
+        return self.num_kept / self.num_total
+
+    def layer_kept(self) -> dict[str, int]:
+        return {name: int(t.sum()) for name, t in self._tensors.items()}
+
+    def layer_densities(self) -> dict[str, float]:
+        return {name: int(t.sum()) / t.numel() for name, t in self._tensors.items()}
+
+    def validate(self, parameters: Mapping[str, torch.Tensor]) -> None:
+        """Raise ValueError unless every masked name is a parameter of the same shape."""
+        for name, tensor in self._tensors.items():
+            if name not in parameters:
+                raise ValueError(f"mask names '{name}', which the model does not have")
+            if tuple(parameters[name].shape) != tuple(tensor.shape):
+                raise ValueError(
+                    f"mask for '{name}' has shape {tuple(tensor.shape)}, "
+                    f"the model's is {tuple(parameters[name].shape)}"
+                )
+
+    def save(self, path: str | Path) -> None:
+        """Write the mask bit-packed (one bit per weight), atomically."""
+        record = {
+            name: {"shape": list(t.shape), "bits": torch.from_numpy(np.packbits(t.numpy()))}
+            for name, t in self._tensors.items()
+        }
+        atomic_torch_save(record, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Mask:
+        record = torch.load(Path(path), weights_only=True)
+        tensors = {}
+        for name, entry in record.items():
+            count = int(np.prod(entry["shape"]))
+            bits = np.unpackbits(entry["bits"].numpy(), count=count).astype(bool)
+            tensors[name] = torch.from_numpy(bits).reshape(entry["shape"])
+        return cls(tensors)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mask):
+            return NotImplemented
+        return self.keys() == other.keys() and all(
+            torch.equal(self[name], other[name]) for name in self
+        )
+
+    def __repr__(self) -> str:
+        return f"Mask({len(self)} tensors, {self.num_kept}/{self.num_total} kept)"

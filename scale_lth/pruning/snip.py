@@ -1,0 +1,65 @@
+"""SNIP (Lee, Ajanthan & Torr 2019): keep the connections the loss is most sensitive to.
+
+Connection sensitivity (Eq. 6): ``s_j = |g_j| / sum_k |g_k|`` with ``g_j = dL/dc_j`` at
+``c = 1``, which by the chain rule is ``w_j * dL/dw_j``. The loss is the mean cross-entropy
+over all given minibatches (gradients accumulated), and the top-scoring weights are kept
+globally across the scored tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from scale_lth.models import prunable
+from scale_lth.pruning.mask import Mask
+from scale_lth.pruning.selection import smallest
+
+Tensors = torch.Tensor | Sequence[torch.Tensor]
+
+
+def snip_scores(
+    model: torch.nn.Module,
+    inputs: Tensors,
+    targets: Tensors,
+    names: Sequence[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Normalised connection sensitivity of each weight (all scores sum to 1).
+
+    ``inputs``/``targets`` are one minibatch or equal-length sequences of minibatches;
+    ``names`` defaults to the model's prunable weights.
+    """
+    names = list(names) if names is not None else prunable(model)
+    parameters = dict(model.named_parameters())
+    if isinstance(inputs, torch.Tensor):
+        inputs, targets = [inputs], [targets]
+    model.zero_grad(set_to_none=True)
+    for images, labels in zip(inputs, targets, strict=True):
+        (F.cross_entropy(model(images), labels) / len(inputs)).backward()
+    raw = {name: (parameters[name].grad * parameters[name]).detach().abs() for name in names}
+    model.zero_grad(set_to_none=True)
+    total = sum(score.sum(dtype=torch.float64) for score in raw.values())
+    return {name: (score.double() / total).float().cpu() for name, score in raw.items()}
+
+
+def snip_prune(
+    model: torch.nn.Module,
+    inputs: Tensors,
+    targets: Tensors,
+    density: float,
+    names: Sequence[str] | None = None,
+) -> Mask:
+    """Keep ``round(density * total)`` weights, those with the highest SNIP scores, globally."""
+    scores = snip_scores(model, inputs, targets, names)
+    names = list(scores)
+    flat = torch.cat([scores[name].flatten() for name in names])
+    if not 0.0 <= density <= 1.0:
+        raise ValueError(f"density must be in [0, 1], got {density}")
+    keep = round(density * flat.numel())
+    removed = smallest(flat, flat.numel() - keep)
+    pieces = removed.split([scores[name].numel() for name in names])
+    return Mask(
+        {name: ~piece.view(scores[name].shape) for name, piece in zip(names, pieces, strict=True)}
+    )

@@ -1,0 +1,46 @@
+"""Optimizers and learning-rate schedulers built from the training config."""
+
+from __future__ import annotations
+
+import torch
+
+from scale_lth.config.schema import TrainingConfig
+from scale_lth.training.schedule import lr_factor
+
+
+def build_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
+    parameters = model.parameters()
+    if training.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=training.lr, weight_decay=training.weight_decay)
+    return torch.optim.SGD(
+        parameters,
+        lr=training.lr,
+        momentum=training.momentum,
+        nesterov=training.nesterov,
+        weight_decay=training.weight_decay,
+    )
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    training: TrainingConfig,
+    iterations_per_epoch: int,
+    start_step: int = 0,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR positioned at ``start_step``: the next optimizer step uses the rate an
+    uninterrupted run uses for its step ``start_step + 1`` (how a rewound level resumes)."""
+    factor = lr_factor(
+        training.lr_schedule,
+        total_steps=training.duration.iterations(iterations_per_epoch),
+        warmup_steps=training.warmup.iterations(iterations_per_epoch),
+        milestones=[m.iterations(iterations_per_epoch) for m in training.milestones],
+        gamma=training.gamma,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if start_step:
+        scheduler.last_epoch = start_step
+        rates = [base * factor(start_step) for base in scheduler.base_lrs]
+        for group, rate in zip(optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
+        scheduler._last_lr = rates
+    return scheduler

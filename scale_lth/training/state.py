@@ -1,0 +1,101 @@
+"""A run's resumable training state: everything needed to continue it bit for bit.
+
+Checkpoints live in the run's folder as ``resume-<step>/``, each holding ``state.pt`` (model,
+optimizer, scheduler, grad scaler, history so far; written by rank 0) and ``rng_<rank>.pt``
+(each rank's random number generators). Every rank writes its part, then after a barrier rank 0
+points ``resume.json`` at the new folder (an atomic rename) and removes older ones, so a
+reader never sees a half-written checkpoint or a mix of steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scale_lth.storage import atomic_torch_save
+
+
+def capture_rng() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def restore_rng(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+
+
+@dataclass
+class TrainingState:
+    step: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    scaler: dict[str, Any] | None
+    history: list[dict[str, float]]
+    seconds: float  # time spent in training and evaluation steps so far
+
+    def write(self, folder: Path, rank: int) -> None:
+        """Write this rank's share of the checkpoint into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(capture_rng(), folder / f"rng_{rank}.pt")
+        if rank == 0:
+            fields = {key: getattr(self, key) for key in self.__dataclass_fields__}
+            atomic_torch_save(fields, folder / "state.pt")
+
+    @classmethod
+    def read(cls, folder: Path, rank: int) -> TrainingState:
+        """The state in ``folder``; restores this rank's random number generators."""
+        state = cls(**torch.load(folder / "state.pt", weights_only=False, map_location="cpu"))
+        rng = folder / f"rng_{rank}.pt"
+        if rng.is_file():
+            restore_rng(torch.load(rng, weights_only=False))
+        return state
+
+
+class Checkpoints:
+    """The resumable checkpoints of one run, in its folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.pointer = self.run_dir / "resume.json"
+
+    def folder(self, step: int) -> Path:
+        return self.run_dir / f"resume-{step:09d}"
+
+    def publish(self, step: int) -> None:
+        """Make step's folder the latest (rank 0, once every rank has written its part)."""
+        temporary = self.pointer.with_name(".resume.json.partial")
+        temporary.write_text(json.dumps({"step": step}) + "\n")
+        os.replace(temporary, self.pointer)
+        self._remove_all_but(self.folder(step))
+
+    def latest(self) -> Path | None:
+        if not self.pointer.is_file():
+            return None
+        return self.folder(json.loads(self.pointer.read_text())["step"])
+
+    def clear(self) -> None:
+        """Drop every checkpoint (the run is finished)."""
+        self.pointer.unlink(missing_ok=True)
+        self._remove_all_but(None)
+
+    def _remove_all_but(self, keep: Path | None) -> None:
+        for folder in self.run_dir.glob("resume-*"):
+            if folder != keep:
+                shutil.rmtree(folder, ignore_errors=True)
