@@ -57,6 +57,20 @@ def channel_statistics(split: Split) -> tuple[list[float], list[float]]:
     return channels.mean(axis=0).tolist(), std.tolist()
 
 
+def stored_shape(betons: list[Path]) -> list[int] | None:
+    """``[3, H, W]`` when every stored colour image has that size, else None."""
+    from ffcv.reader import Reader
+
+    sizes = set()
+    for path in betons:
+        image = Reader(str(path)).metadata["f0"]
+        sizes |= set(zip(image["height"].tolist(), image["width"].tolist(), strict=True))
+    if len(sizes) != 1:
+        return None
+    (height, width) = sizes.pop()
+    return [3, height, width]
+
+
 def write_splits(
     splits: Mapping[str, Split],
     out: Path,
@@ -89,8 +103,7 @@ def write_splits(
         shape = [1, *first_image.shape]
         image_field = NDArrayField(np.dtype("uint8"), tuple(shape))
     else:
-        same_size = image_options.write_mode == "raw" and image_options.max_resolution is None
-        shape = [3, *first_image.shape[:2]] if same_size and not imagenet_statistics else None
+        shape = None  # known once written (see stored_shape)
         image_field = RGBImageField(
             write_mode=image_options.write_mode,
             max_resolution=image_options.max_resolution,
@@ -110,6 +123,8 @@ def write_splits(
         )
         writer.from_indexed_dataset(GrayAsArray(split) if gray else split, chunksize=64)
         os.replace(temporary, out / f"{name}.beton")
+    if not gray:
+        shape = stored_shape([out / f"{name}.beton" for name in splits])
     info = DataInfo(
         source=source,
         layout="gray" if gray else "rgb",
