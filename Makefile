@@ -37,6 +37,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+bench: install
+	$(BIN)/python bench/prune_and_step.py
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

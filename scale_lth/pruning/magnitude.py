@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 
 from scale_lth.pruning.mask import Mask
-from scale_lth.pruning.selection import smallest
+from scale_lth.pruning.selection import smallest_magnitudes
 
 
 def removal_count(fraction: float, remaining: int) -> int:
@@ -42,38 +42,21 @@ def magnitude_prune(
         raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
 
     names = list(weights)
-    sizes = [weights[name].numel() for name in names]
-    flat = _scores(weights, mask, names)
+    kept = mask.layer_kept()
+    alive = [None if kept[name] == mask[name].numel() else mask[name] for name in names]
     if scope == "global":
-        pieces = smallest(flat, removal_count(fraction, mask.num_kept)).split(sizes)
+        removed = smallest_magnitudes(
+            [weights[name] for name in names], alive, removal_count(fraction, sum(kept.values()))
+        )
     else:
-        pieces = [
-            smallest(
-                score,
+        removed = [
+            smallest_magnitudes(
+                [weights[name]],
+                [alive[index]],
                 removal_count(
-                    fraction[name] if isinstance(fraction, Mapping) else fraction,
-                    int(mask[name].sum()),
+                    fraction[name] if isinstance(fraction, Mapping) else fraction, kept[name]
                 ),
-            )
-            for name, score in zip(names, flat.split(sizes), strict=True)
+            )[0]
+            for index, name in enumerate(names)
         ]
-    return Mask(
-        {
-            name: mask[name] & ~piece.view(mask[name].shape).cpu()
-            for name, piece in zip(names, pieces, strict=True)
-        }
-    )
-
-
-def _scores(weights: Mapping[str, torch.Tensor], mask: Mask, names: list[str]) -> torch.Tensor:
-    """|w| of every tensor in one flat buffer; already-pruned weights at +inf, never chosen."""
-    first = weights[names[0]]
-    flat = torch.empty(sum(weights[n].numel() for n in names), device=first.device)
-    offset = 0
-    for name in names:
-        size = weights[name].numel()
-        piece = flat[offset : offset + size]
-        torch.abs(weights[name].detach().flatten(), out=piece)
-        piece.masked_fill_(~mask[name].flatten().to(piece.device), math.inf)
-        offset += size
-    return flat
+    return Mask({name: mask[name] & ~gone for name, gone in zip(names, removed, strict=True)})

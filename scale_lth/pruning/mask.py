@@ -36,7 +36,7 @@ class Mask(Mapping[str, torch.Tensor]):
 
     @property
     def num_kept(self) -> int:
-        return sum(int(t.sum()) for t in self._tensors.values())
+        return sum(int(torch.count_nonzero(t)) for t in self._tensors.values())
 
     @property
     def num_total(self) -> int:
@@ -48,10 +48,10 @@ class Mask(Mapping[str, torch.Tensor]):
         return self.num_kept / self.num_total
 
     def layer_kept(self) -> dict[str, int]:
-        return {name: int(t.sum()) for name, t in self._tensors.items()}
+        return {name: int(torch.count_nonzero(t)) for name, t in self._tensors.items()}
 
     def layer_densities(self) -> dict[str, float]:
-        return {name: int(t.sum()) / t.numel() for name, t in self._tensors.items()}
+        return {name: int(torch.count_nonzero(t)) / t.numel() for name, t in self._tensors.items()}
 
     def validate(self, parameters: Mapping[str, torch.Tensor]) -> None:
         """Raise ValueError unless every masked name is a parameter of the same shape."""

@@ -12,7 +12,7 @@ def random_prune(like: Mask, seed: int) -> Mask:
     generator = torch.Generator().manual_seed(seed)
     tensors = {}
     for name, kept in like.items():
-        chosen = torch.randperm(kept.numel(), generator=generator)[: int(kept.sum())]
+        chosen = torch.randperm(kept.numel(), generator=generator)[: int(torch.count_nonzero(kept))]
         fresh = torch.zeros(kept.numel(), dtype=torch.bool)
         fresh[chosen] = True
         tensors[name] = fresh.view(kept.shape)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from scale_lth.models import prunable
 from scale_lth.pruning.mask import Mask
-from scale_lth.pruning.selection import smallest
+from scale_lth.pruning.selection import smallest_magnitudes
 
 Tensors = torch.Tensor | Sequence[torch.Tensor]
 
@@ -52,14 +52,13 @@ def snip_prune(
     names: Sequence[str] | None = None,
 ) -> Mask:
     """Keep ``round(density * total)`` weights, those with the highest SNIP scores, globally."""
-    scores = snip_scores(model, inputs, targets, names)
-    names = list(scores)
-    flat = torch.cat([scores[name].flatten() for name in names])
     if not 0.0 <= density <= 1.0:
         raise ValueError(f"density must be in [0, 1], got {density}")
-    keep = round(density * flat.numel())
-    removed = smallest(flat, flat.numel() - keep)
-    pieces = removed.split([scores[name].numel() for name in names])
-    return Mask(
-        {name: ~piece.view(scores[name].shape) for name, piece in zip(names, pieces, strict=True)}
+    scores = snip_scores(model, inputs, targets, names)
+    names = list(scores)
+    total = sum(score.numel() for score in scores.values())
+    keep = round(density * total)
+    removed = smallest_magnitudes(
+        [scores[name] for name in names], [None] * len(names), total - keep
     )
+    return Mask({name: ~gone for name, gone in zip(names, removed, strict=True)})

@@ -1,0 +1,146 @@
+"""Pruning and masked-training speed, each against a reference measured in the same run.
+
+- Pruning one global level (20%) of ResNet-50's 25.5M conv/fc weights: scale-lth's selection
+  against an OpenLTH-style full numpy sort and against torch.nn.utils.prune.global_unstructured.
+- A masked training step (gradients masked before the step, weights after it) against the same
+  dense step: ResNet-18, 96 px, batch 32, SGD with momentum, steps interleaved.
+
+Writes bench/results.json and prints a table. Run with `make bench`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.utils import prune
+
+from scale_lth import models
+from scale_lth.pruning import Mask, MaskedParameters, magnitude_prune
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def timed(work, repeats: int) -> float:
+    """Median wall time of ``work()`` over ``repeats`` calls (after one warm-up call)."""
+    work()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def prunable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    parameters = dict(model.named_parameters())
+    return {name: parameters[name].detach() for name in models.prunable(model)}
+
+
+def numpy_full_sort(weights: dict[str, torch.Tensor], fraction: float) -> dict[str, np.ndarray]:
+    """OpenLTH's sparse_global.prune, step for step: copy to numpy, concatenate the surviving
+    weights, sort all their magnitudes, threshold at the k-th, build float masks."""
+    arrays = {name: w.clone().cpu().detach().numpy() for name, w in weights.items()}
+    current = {name: np.ones(a.shape) for name, a in arrays.items()}
+    remaining = np.sum([np.sum(m) for m in current.values()])
+    count = np.ceil(fraction * remaining).astype(int)
+    vector = np.concatenate([a[current[name] == 1] for name, a in arrays.items()])
+    threshold = np.sort(np.abs(vector))[count]
+    return {
+        name: np.where(np.abs(a) > threshold, current[name], np.zeros_like(a))
+        for name, a in arrays.items()
+    }
+
+
+def torch_global_unstructured(model: torch.nn.Module, fraction: float) -> None:
+    modules = dict(model.named_modules())
+    targets = [(modules[name.removesuffix(".weight")], "weight") for name in models.prunable(model)]
+    prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=fraction)
+    for module, name in targets:
+        prune.remove(module, name)
+
+
+def bench_pruning() -> dict[str, float]:
+    torch.manual_seed(0)
+    model = models.build("resnet50")
+    weights = prunable_weights(model)
+    dense = Mask.ones_like(weights)
+    ours = timed(lambda: magnitude_prune(weights, 0.2, dense), repeats=7)
+    numpy_sort = timed(lambda: numpy_full_sort(weights, 0.2), repeats=3)
+    reference = models.build("resnet50")
+    torch_prune = timed(lambda: torch_global_unstructured(reference, 0.2), repeats=3)
+    return {
+        "seconds": ours,
+        "numpy_sort_seconds": numpy_sort,
+        "torch_prune_seconds": torch_prune,
+        "speedup_vs_numpy_sort": numpy_sort / ours,
+        "speedup_vs_torch_prune": torch_prune / ours,
+    }
+
+
+def bench_masked_step(rounds: int = 12, steps: int = 3) -> dict[str, float]:
+    torch.manual_seed(0)
+    model = models.build("resnet18", num_classes=10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    mask = magnitude_prune(prunable_weights(model), 0.8)
+    masked = MaskedParameters(model, mask)
+    images = torch.randn(32, 3, 96, 96)
+    labels = torch.randint(0, 10, (32,))
+
+    def step(with_mask: bool) -> None:
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if with_mask:
+            masked.zero_gradients()
+        optimizer.step()
+        if with_mask:
+            masked.zero_weights()
+
+    for _ in range(3):
+        step(True)
+    dense_times, masked_times = [], []
+    for _ in range(rounds):  # interleaved, so drifts in machine speed hit both alike
+        for with_mask, times in ((False, dense_times), (True, masked_times)):
+            started = time.perf_counter()
+            for _ in range(steps):
+                step(with_mask)
+            times.append((time.perf_counter() - started) / steps)
+    dense, masked_step = statistics.median(dense_times), statistics.median(masked_times)
+    return {
+        "dense_seconds": dense,
+        "masked_seconds": masked_step,
+        "ratio_vs_dense": masked_step / dense,
+    }
+
+
+def main() -> None:
+    threads = torch.get_num_threads()
+    results = {
+        "threads": threads,
+        "prune_resnet50": bench_pruning(),
+        "masked_step": bench_masked_step(),
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    prune_, step = results["prune_resnet50"], results["masked_step"]
+    numpy_, torch_ = prune_["speedup_vs_numpy_sort"], prune_["speedup_vs_torch_prune"]
+    rows = [
+        ("prune ResNet-50 one level (scale-lth)", prune_["seconds"], 1.0),
+        ("  OpenLTH-style numpy full sort", prune_["numpy_sort_seconds"], numpy_),
+        ("  torch.nn.utils.prune.global_unstructured", prune_["torch_prune_seconds"], torch_),
+        ("ResNet-18 96px batch 32 SGD step, dense", step["dense_seconds"], 1.0),
+        ("  masked (gradients and weights)", step["masked_seconds"], step["ratio_vs_dense"]),
+    ]
+    print(f"scale-lth benchmarks ({threads} threads), written to {RESULTS}")
+    print(f"{'measurement':<46}{'seconds':>10}{'ratio':>10}")
+    for label, seconds, ratio in rows:
+        print(f"{label:<46}{seconds:>10.3f}{ratio:>9.3f}x")
+
+
+if __name__ == "__main__":
+    main()
