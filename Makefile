@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml | system-packages
 	touch $@
 
 demo: install
-	$(BIN)/scale-lth train configs/digits_lenet.yaml
+	$(BIN)/scale-lth lottery configs/digits_lenet.yaml
 
 test: install
 	$(BIN)/python -m pytest

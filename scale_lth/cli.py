@@ -97,6 +97,32 @@ def _branch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from scale_lth.report import format_table, write_report
+
+    target = Path(args.config)
+    if target.is_dir():
+        if args.overrides:
+            raise UserError("overrides apply to a CONFIG, not to an experiment folder")
+        root, title = target, target.name
+    else:
+        config = load(args.config, args.overrides)
+        root, title = config.experiment_dir, f"{config.name} ({config.hash})"
+    if not root.is_dir():
+        raise UserError(f"no results in {root}: run `scale-lth lottery {args.config}` first")
+    rows, plots = write_report(root, title)
+    if not rows:
+        raise UserError(f"no finished runs in {root} yet")
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=1))
+    else:
+        print(format_table(rows))
+    print(f"Plots: {', '.join(str(path) for path in plots)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from scale_lth.data.cli import add_write_parser
 
@@ -127,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     branch.add_argument("--levels", required=True, help="levels like 1-5,8")
     branch.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
     branch.set_defaults(func=_branch)
+
+    report = verbs.add_parser(
+        "report", help="table and plots of tickets against baselines at every sparsity"
+    )
+    report.add_argument("config", help="experiment YAML, or an experiment's results folder")
+    report.add_argument(
+        "overrides", nargs="*", metavar="key.sub=value", help="override config values"
+    )
+    report.add_argument("--json", action="store_true", help="print the table as JSON rows")
+    report.set_defaults(func=_report)
 
     config = verbs.add_parser("config", help="inspect configs")
     config_verbs = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

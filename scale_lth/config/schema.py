@@ -23,7 +23,7 @@ def option(default, help: str, hashed: bool = True):
 
 
 Dataset = Literal["digits", "mnist", "cifar10", "imagenet", "synthetic"]
-Branch = Literal["reinit", "random_prune", "snip", "scratch"]
+Branch = Literal["reinit", "random_prune", "snip"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,9 @@ class RewindingConfig:
 
 @dataclass(frozen=True)
 class BaselinesConfig:
-    branches: list[Branch] = option([], "baselines trained at every level's density")
+    branches: list[Branch] = option(
+        [], "baselines trained at every level's density (adding one keeps the trunk)", hashed=False
+    )
     snip_batches: int = option(1, "minibatches SNIP scores are summed over")
 
 

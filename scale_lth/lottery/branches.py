@@ -31,8 +31,9 @@ class Start:
 
 def reinit(experiment: Experiment, key: RunKey) -> Start:
     """The ticket's mask on fresh random weights, trained from step 0 (LTH's random reinit)."""
-    seed = experiment.derived_seed(key)
-    return Start(experiment.fresh_weights(seed), experiment.ticket_mask(key), 0)
+    ticket = experiment.ticket_mask(key)
+    mask = experiment.shared_mask(key, lambda: ticket)  # its own copy, as every run keeps one
+    return Start(experiment.fresh_weights(experiment.derived_seed(key)), mask, 0)
 
 
 def random_prune(experiment: Experiment, key: RunKey) -> Start:

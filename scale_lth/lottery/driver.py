@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -77,14 +78,21 @@ def write_config(config: Config) -> None:
         path.write_text(yaml.safe_dump(config.flat(), sort_keys=False))
 
 
-def chief_observers(quiet: bool) -> list[Observer]:
-    """What rank 0 reports to: the console (and, later, tracking)."""
-    return [ConsoleProgress(quiet)]
+def chief_observers(config: Config, quiet: bool) -> list[Observer]:
+    """What the worker in charge of a run reports to: the console and MLflow."""
+    observers: list[Observer] = [ConsoleProgress(quiet)]
+    if config.tracking.enabled:
+        from scale_lth.tracking.mlflow_tracker import MlflowTracker
+
+        observers.append(MlflowTracker(config))
+    return observers
 
 
 def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
-    """Run what ``job`` asks for that is not finished; return the runs this call finished."""
+    """Run what ``job`` asks for that is not finished, then report; return the runs this
+    call finished."""
     from scale_lth.orchestration import ray_train
+    from scale_lth.tracking import mlflow_tracker
 
     started = time.perf_counter()
     config = absolute_paths(config)
@@ -93,22 +101,43 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     layout = Layout(config.experiment_dir)
     before = set(layout.finished())
     todo = [key for key in job.keys() if key not in before]
+    config = mlflow_tracker.prepare(config)
+    finished: list[RunKey] = []
     if not todo:
         print(f"Nothing to do: all {len(job.keys())} runs are finished in {layout.root}")
-        return []
-    print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train", flush=True)
-    write_config(config)
-    ray_train.fit(config, job, partial(chief_observers, quiet))
-    finished = [key for key in layout.finished() if key not in before]
-    wall = time.perf_counter() - started
-    lanes = 1
-    if config.scaling.parallelism == "replicates":
-        lanes = min(config.scaling.num_workers, len(job.replicates))
-    training = sum(layout.read_metrics(key)["seconds"] for key in finished) / lanes
-    overhead = max(0.0, wall - training)
-    print(
-        f"Finished {len(finished)} runs in {wall:.1f} s: {training:.1f} s in training and "
-        f"evaluation steps{' per worker' if lanes > 1 else ''}, orchestration overhead "
-        f"{overhead:.1f} s ({100 * overhead / wall:.1f}% of the wall time)"
-    )
+    else:
+        print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train")
+        write_config(config)
+        bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
+        ray_train.fit(config, job, partial(chief_observers, config, not bars))
+        finished = [key for key in layout.finished() if key not in before]
+    report(config, finished)
+    if finished:
+        wall = time.perf_counter() - started
+        lanes = 1
+        if config.scaling.parallelism == "replicates":
+            lanes = min(config.scaling.num_workers, len(job.replicates))
+        training = sum(layout.read_metrics(key)["seconds"] for key in finished) / lanes
+        overhead = max(0.0, wall - training)
+        print(
+            f"Finished {len(finished)} runs in {wall:.1f} s: {training:.1f} s in training and "
+            f"evaluation steps{' per worker' if lanes > 1 else ''}, orchestration overhead "
+            f"{overhead:.1f} s ({100 * overhead / wall:.1f}% of the wall time)"
+        )
     return finished
+
+
+def report(config: Config, finished: list[RunKey]) -> None:
+    """Print the experiment's table and where its plots are; attach them to MLflow."""
+    from scale_lth.report import format_table, write_report
+    from scale_lth.tracking import mlflow_tracker
+
+    rows, plots = write_report(config.experiment_dir, f"{config.name} ({config.hash})")
+    if not rows:
+        return
+    print(format_table(rows))
+    print(f"Plots: {', '.join(str(path) for path in plots)}")
+    if config.tracking.enabled:
+        if finished:
+            mlflow_tracker.log_report(config, plots)
+        print(f"MLflow UI: {mlflow_tracker.ui_command(config)}  (then open http://127.0.0.1:5000)")

@@ -59,6 +59,9 @@ class Observer:
 
     def run_finished(self, key: RunKey, metrics: dict) -> None: ...
 
+    def finished(self) -> None:
+        """The job is done (every run it asked for is finished)."""
+
 
 @dataclass
 class Experiment:
@@ -248,15 +251,17 @@ class Experiment:
                 {name: t.detach().cpu() for name, t in model.state_dict().items()},
                 self.layout.final_path(key),
             )
+            for observer in self.observers:  # before the run is marked done: tracking is complete
+                observer.run_finished(key, metrics)
             self.layout.write_metrics(key, metrics)
             Checkpoints(self.layout.run_dir(key)).clear()
-            for observer in self.observers:
-                observer.run_finished(key, metrics)
         self.session.barrier()
 
     def execute(self, job: Job) -> None:
         for key in job.keys():
             self.run(key)
+        for observer in self.observers:
+            observer.finished()
 
 
 def _load_weights(path) -> dict[str, torch.Tensor]:

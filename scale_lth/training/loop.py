@@ -137,8 +137,10 @@ def train_run(
     loss_sum = torch.zeros((), device=device)
     loss_count = 0
 
+    untimed = 0.0  # time spent reporting rows (tracking), which is not training
+
     def measure(at: int) -> None:
-        nonlocal loss_sum, loss_count
+        nonlocal loss_sum, loss_count, untimed
         train_loss = (loss_sum / loss_count).item() if loss_count else math.nan
         row = {"iteration": at, "lr": scheduler.get_last_lr()[0], "train_loss": train_loss}
         for split, batches in data.evaluation.items():
@@ -148,7 +150,9 @@ def train_run(
         history.record(row)
         loss_sum, loss_count = torch.zeros((), device=device), 0
         if on_eval is not None and session.is_chief:
+            reporting = time.perf_counter()
             on_eval(row)
+            untimed += time.perf_counter() - reporting
 
     def checkpoint(at: int) -> None:
         snapshot = TrainingState(
@@ -210,5 +214,5 @@ def train_run(
             if step == total:
                 break
     network.eval()
-    seconds += time.perf_counter() - clock
+    seconds += time.perf_counter() - clock - untimed
     return RunResult(history, seconds, state.step if state is not None else None)

@@ -9,15 +9,19 @@ from scale_lth.training.schedule import lr_factor
 
 
 def build_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
+    """Adam or SGD with torch's fused kernels (one kernel per parameter, CPU and GPU)."""
     parameters = model.parameters()
     if training.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=training.lr, weight_decay=training.weight_decay)
+        return torch.optim.Adam(
+            parameters, lr=training.lr, weight_decay=training.weight_decay, fused=True
+        )
     return torch.optim.SGD(
         parameters,
         lr=training.lr,
         momentum=training.momentum,
         nesterov=training.nesterov,
         weight_decay=training.weight_decay,
+        fused=True,
     )
 
 

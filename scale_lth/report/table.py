@@ -1,0 +1,83 @@
+"""One row per level and branch: weights remaining, accuracy mean +- std over replicates,
+early-stopping iteration."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+from scale_lth.lottery.layout import MAIN, Layout
+
+BRANCH_ORDER = (MAIN, "reinit", "random_prune", "snip")
+
+
+@dataclass(frozen=True)
+class Row:
+    level: int
+    branch: str
+    weights_remaining: float  # fraction of the prunable weights
+    accuracy_mean: float  # final test accuracy (validation where there is no test split)
+    accuracy_std: float  # sample std over replicates (0 with one replicate)
+    early_stop_iteration: float  # mean over replicates
+    early_stop_accuracy_mean: float
+    replicates: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def collect(layout: Layout) -> list[Row]:
+    """Every level and branch with at least one finished replicate, in level order."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for key in layout.finished():
+        groups.setdefault((key.level, key.branch), []).append(layout.read_metrics(key))
+    rank = {branch: index for index, branch in enumerate(BRANCH_ORDER)}
+    rows = []
+    for (level, branch), runs in sorted(
+        groups.items(), key=lambda item: (item[0][0], rank.get(item[0][1], 99), item[0][1])
+    ):
+        accuracies = [run["final_accuracy"] for run in runs]
+        rows.append(
+            Row(
+                level=level,
+                branch=branch,
+                weights_remaining=statistics.fmean(run["density"] for run in runs),
+                accuracy_mean=statistics.fmean(accuracies),
+                accuracy_std=_spread(accuracies),
+                early_stop_iteration=statistics.fmean(run["early_stop_iteration"] for run in runs),
+                early_stop_accuracy_mean=statistics.fmean(
+                    run["early_stop_accuracy"] for run in runs
+                ),
+                replicates=len(runs),
+            )
+        )
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    """Levels down, branches across: accuracy mean +- std (early-stop iteration)."""
+    branches = sorted({row.branch for row in rows}, key=lambda b: (BRANCH_ORDER + (b,)).index(b))
+    cells = {(row.level, row.branch): row for row in rows}
+    levels = sorted({row.level for row in rows})
+    header = f"{'level':>5} {'weights':>9}  " + "  ".join(f"{b:>24}" for b in branches)
+    lines = [header, "-" * len(header)]
+    for level in levels:
+        first = next(cells[(level, b)] for b in branches if (level, b) in cells)
+        parts = []
+        for branch in branches:
+            row = cells.get((level, branch))
+            if row is None:
+                parts.append(f"{'':>24}")
+            else:
+                text = (
+                    f"{100 * row.accuracy_mean:5.1f} +- {100 * row.accuracy_std:3.1f}% "
+                    f"({row.early_stop_iteration:6.0f})"
+                )
+                parts.append(f"{text:>24}")
+        lines.append(f"{level:>5} {100 * first.weights_remaining:8.3f}%  " + "  ".join(parts))
+    lines.append("cells: final test accuracy mean +- std over replicates (early-stop iteration)")
+    return "\n".join(lines)

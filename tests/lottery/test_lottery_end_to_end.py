@@ -1,0 +1,157 @@
+"""The lottery experiment on a real local Ray (2 DDP workers over gloo), end to end:
+masks and counts, pruned weights, MLflow runs read back, report, re-runs, branches."""
+
+import json
+import math
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from scale_lth.config import load
+from scale_lth.lottery.layout import Layout, RunKey
+from scale_lth.pruning import Mask
+from tests.conftest import CONFIGS
+from tests.processes import scale_lth
+
+pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
+
+SMOKE = str(CONFIGS / "smoke.yaml")
+OVERRIDES = ["training.duration=200it", "training.checkpoint_every=50it"]
+BRANCHES = ["reinit", "random_prune", "snip"]
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """configs/smoke.yaml (2 levels, 3 baselines, 2 Ray workers) run once in a fresh folder."""
+    cwd = tmp_path_factory.mktemp("lottery")
+    result = scale_lth(cwd, "lottery", SMOKE, *OVERRIDES, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = load(SMOKE, OVERRIDES)
+    return cwd, Layout(cwd / config.experiment_dir), config, result
+
+
+def per_layer_rates(mask: Mask) -> dict[str, float]:
+    """smoke.yaml: layer-wise 20%, the output layer 10%."""
+    return {name: 0.1 if name == "output.weight" else 0.2 for name in mask}
+
+
+def test_every_level_keeps_the_expected_count_per_layer(experiment):
+    _, layout, config, _ = experiment
+    first = Mask.load(layout.mask_path(RunKey(0, 1)))
+    expected = {name: keep.numel() for name, keep in first.items()}
+    rates = per_layer_rates(first)
+    for level in range(1, config.pruning.levels + 1):
+        expected = {n: k - math.ceil(rates[n] * k) for n, k in expected.items()}
+        mask = Mask.load(layout.mask_path(RunKey(0, level)))
+        assert mask.layer_kept() == expected
+        for name, kept in mask.layer_kept().items():
+            density = kept / mask[name].numel()
+            assert abs(density - (1 - rates[name]) ** level) < 2 * level / mask[name].numel()
+
+
+def test_baselines_keep_exactly_the_tickets_counts(experiment):
+    _, layout, config, _ = experiment
+    for level in range(1, config.pruning.levels + 1):
+        ticket = Mask.load(layout.mask_path(RunKey(0, level)))
+        random = Mask.load(layout.mask_path(RunKey(0, level, "random_prune")))
+        snip = Mask.load(layout.mask_path(RunKey(0, level, "snip")))
+        assert random.layer_kept() == ticket.layer_kept() and random != ticket
+        assert snip.num_kept == ticket.num_kept
+        assert layout.read_metrics(RunKey(0, level, "reinit"))["kept"] == ticket.num_kept
+
+
+def test_pruned_weights_are_exactly_zero_after_ddp_training(experiment):
+    _, layout, config, _ = experiment
+    for key in layout.finished():
+        if key.level == 0:
+            continue
+        mask_key = key if key.branch in ("random_prune", "snip") else RunKey(0, key.level)
+        mask = Mask.load(layout.mask_path(mask_key))
+        final = torch.load(layout.final_path(key))
+        for name, keep in mask.items():
+            assert torch.count_nonzero(final[name][~keep]) == 0, (key, name)
+            assert torch.count_nonzero(final[name][keep]) > 0
+
+
+def test_rewinding_and_starts_are_recorded(experiment):
+    _, layout, config, _ = experiment
+    rewind = torch.load(layout.rewind_path(0))
+    assert rewind["step"] == 10  # smoke.yaml: rewinding.step 10it
+    for level in (1, 2):
+        assert layout.read_metrics(RunKey(0, level))["start_step"] == 10
+        assert layout.read_metrics(RunKey(0, level, "random_prune"))["start_step"] == 10
+        assert layout.read_metrics(RunKey(0, level, "reinit"))["start_step"] == 0
+        assert layout.read_metrics(RunKey(0, level, "snip"))["start_step"] == 0
+
+
+def test_mlflow_holds_parent_and_child_runs(experiment):
+    cwd, layout, config, _ = experiment
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    mlflow_experiment = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([mlflow_experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("run_kind") == "trunk"]
+    children = [r for r in runs if r.data.tags.get("run_kind") == "level"]
+    assert len(parents) == 1 and len(children) == 1 + 2 * 4
+    parent = parents[0]
+    assert parent.data.tags["experiment_hash"] == config.hash
+    assert parent.data.params["training.lr"] == "0.0012"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
+        "report/accuracy.png",
+        "report/early_stop.png",
+    }
+    metric_names = None
+    for child in children:
+        tags = child.data.tags
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["replicate"] == "0" and tags["experiment_hash"] == config.hash
+        key = RunKey(0, int(tags["level"]), tags["branch"])
+        on_disk = layout.read_metrics(key)
+        assert float(tags["density"]) == pytest.approx(on_disk["density"], abs=1e-6)
+        assert child.info.status == "FINISHED"
+        assert child.data.params["pruning.fraction"] == "0.2"
+        assert child.data.metrics["final_accuracy"] == pytest.approx(on_disk["final_accuracy"])
+        history = client.get_metric_history(child.info.run_id, "test_accuracy")
+        steps = sorted(m.step for m in history)
+        assert steps == [row["iteration"] for row in on_disk["history"]]
+        names = set(child.data.metrics)
+        metric_names = metric_names or names
+        assert names == metric_names  # the compare view lines branches up by level
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert ("mask.pt" in artifacts) == (key.level > 0)
+    assert {"test_accuracy", "val_loss", "train_loss", "lr", "early_stop_iteration"} <= metric_names
+
+
+def test_report_json_and_plots(experiment):
+    cwd, layout, config, _ = experiment
+    result = scale_lth(cwd, "report", SMOKE, *OVERRIDES, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(r["level"], r["branch"]) for r in rows} == {(0, "main")} | {
+        (level, branch) for level in (1, 2) for branch in ["main", *BRANCHES]
+    }
+    for row in rows:
+        assert {"level", "branch", "weights_remaining", "accuracy_mean", "accuracy_std",
+                "early_stop_iteration", "replicates"} <= set(row)  # fmt: skip
+        assert row["replicates"] == 1 and 0 < row["weights_remaining"] <= 1
+    assert (layout.root / "report" / "accuracy.png").stat().st_size > 10_000
+    assert (layout.root / "report" / "early_stop.png").stat().st_size > 10_000
+
+
+def test_rerunning_a_finished_experiment_trains_nothing_and_prints_the_same_table(experiment):
+    cwd, layout, _, first = experiment
+    before = {key: layout.metrics_path(key).stat().st_mtime_ns for key in layout.finished()}
+    again = scale_lth(cwd, "lottery", SMOKE, *OVERRIDES, "--quiet", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to do" in again.stdout
+    table = first.stdout[first.stdout.index("level   weights") : first.stdout.index("cells:")]
+    assert table in again.stdout
+    assert {key: layout.metrics_path(key).stat().st_mtime_ns for key in layout.finished()} == before
+
+
+def test_branch_command_needs_a_trunk(tmp_path):
+    result = scale_lth(tmp_path, "branch", "reinit", SMOKE, "--levels", "1-2")
+    assert result.returncode == 2
+    assert (
+        "run `scale-lth lottery" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    )
