@@ -4,23 +4,42 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 SCALE_LTH = str(Path(sys.executable).with_name("scale-lth"))
 
 
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGKILL the process and everything in its session (a local Ray it started, too)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def session_members(session: int) -> list[psutil.Process]:
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == session:
+                members.append(process)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return members
+
+
+def stop_session(process: subprocess.Popen) -> None:
+    """SIGKILL the process and, by PID, everything else in its session (e.g. a local Ray
+    it started: raylet, GCS, dashboard, workers), then wait until they are gone."""
+    for member in session_members(process.pid):  # the child leads its own session
+        try:
+            member.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
     process.wait()
+    deadline = time.monotonic() + 30
+    while session_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
-def scale_lth(cwd: Path, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `scale-lth ARGUMENTS` in ``cwd`` in a session of its own; kill it all on timeout."""
-    process = subprocess.Popen(
+def start(cwd: Path, *arguments: str) -> subprocess.Popen:
+    """`scale-lth ARGUMENTS` in ``cwd``, in a session of its own."""
+    return subprocess.Popen(
         [SCALE_LTH, *arguments],
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -28,11 +47,13 @@ def scale_lth(cwd: Path, *arguments: str, timeout: float = 600) -> subprocess.Co
         text=True,
         start_new_session=True,
     )
+
+
+def scale_lth(cwd: Path, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `scale-lth ARGUMENTS` in ``cwd`` to the end; stop all it started."""
+    process = start(cwd, *arguments)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop_group(process)
-        raise
     finally:
-        stop_group(process)  # whatever the command left behind in its session
+        stop_session(process)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
