@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
+from scale_lth.console import say
 from scale_lth.lottery.experiment import Observer
 from scale_lth.lottery.layout import RunKey
 
@@ -17,12 +16,6 @@ def describe(metrics: dict) -> str:
         f"early stop @ {metrics['early_stop_iteration']}  "
         f"({metrics['seconds']:.1f} s)"
     )
-
-
-def say(line: str) -> None:
-    """One line to stdout (not print(): Ray Train workers patch it to log each line twice)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 class ConsoleProgress(Observer):

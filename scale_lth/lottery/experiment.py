@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from scale_lth.config import Config
+from scale_lth.console import say
 from scale_lth.data import DataInfo, LoaderOptions, eval_batches, train_batches
 from scale_lth.lottery.branches import BRANCHES, Start
 from scale_lth.lottery.layout import MAIN, Layout, RunKey
@@ -163,6 +164,7 @@ class Experiment:
         """The run's mask: chosen by rank 0 the first time, read from disk by every rank."""
         path = self.layout.mask_path(key)
         if self.session.is_chief and not path.is_file():
+            say(f"[{key}] choosing the mask")
             choose().save(path)
         self.session.barrier()
         return Mask.load(path)

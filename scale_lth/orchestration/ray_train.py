@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from scale_lth.config import Config
+from scale_lth.console import say
 from scale_lth.lottery.experiment import Experiment, Job, Observer
 from scale_lth.training.session import RaySession, Session
 
@@ -54,6 +55,7 @@ def connect(config: Config) -> None:
     if ray.is_initialized():
         return
     address = config.scaling.address or os.environ.get("RAY_ADDRESS") or None
+    say(f"Connecting to Ray at {address}" if address else "Starting a local Ray on 127.0.0.1")
     if address is None:
         # The dashboard serves the state API Ray Train's placement-group cleaner polls.
         ray.init(
@@ -74,6 +76,10 @@ def fit(config: Config, job: Job, observers) -> None:
 
     connect(config)
     scaling = config.scaling
+    say(
+        f"Starting {scaling.num_workers} Ray Train workers "
+        f"({'GPU, NCCL' if scaling.use_gpu else 'CPU, gloo'}); this takes about 15 s"
+    )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config, "job": job, "observers": observers},
