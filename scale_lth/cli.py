@@ -173,13 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run(argv: Sequence[str]) -> int:
+    """Parse and run a command; bad input raises (ConfigError, DataError, UserError)."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: bad input is one line on stderr and exit code 2."""
     from scale_lth.data import DataError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        return run(sys.argv[1:] if argv is None else argv)
     except (ConfigError, DataError, UserError) as error:
         print(f"scale-lth: error: {error}", file=sys.stderr)
         return 2

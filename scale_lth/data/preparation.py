@@ -8,6 +8,7 @@ from scale_lth.data import sources
 from scale_lth.data.errors import DataError
 from scale_lth.data.info import DataInfo, info_path
 from scale_lth.data.writing import write_splits
+from scale_lth.storage import exclusive
 
 WRITE_HINTS = {
     "imagenet": "--source imagefolder --root /path/to/imagenet",
@@ -26,8 +27,10 @@ def ensure_written(folder: Path, dataset: str) -> DataInfo:
                 f"{folder}: no {dataset} data there; write it first with "
                 f"`scale-lth data write {WRITE_HINTS[dataset]} --out {folder}`"
             )
-        print(f"Writing scikit-learn's digits to {folder} (first use)", flush=True)
-        write_splits(sources.digits(), folder, source="digits", overwrite=True)
+        with exclusive(folder.with_name(f".{folder.name}.lock")):  # sweep tasks start together
+            if not info_path(folder).is_file():
+                print(f"Writing scikit-learn's digits to {folder} (first use)", flush=True)
+                write_splits(sources.digits(), folder, source="digits", overwrite=True)
     info = DataInfo.load(folder)
     if info.source != dataset:
         raise DataError(

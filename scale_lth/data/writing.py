@@ -117,7 +117,7 @@ def write_splits(
     workers = workers or len(os.sched_getaffinity(0))
     for name, split in splits.items():
         print(f"Writing the {name} split ({len(split):,} images) to {out}", flush=True)
-        temporary = out / f".{name}.beton.partial"
+        temporary = out / f".{name}.beton.{os.getpid()}.partial"
         writer = DatasetWriter(
             str(temporary), {"image": image_field, "label": IntField()}, num_workers=workers
         )

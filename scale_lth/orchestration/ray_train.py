@@ -47,14 +47,23 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     Experiment(config, session, observers).execute(job)
 
 
+def join_existing_cluster() -> None:
+    """Ray 2.60 clusters require token authentication by default (the token is in
+    ~/.ray/auth_token); a client must ask for it unless the user chose otherwise. Ray reads
+    the mode when it is first imported, so call this before that."""
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
 def connect(config: Config) -> None:
     """Join ``scaling.address`` (or RAY_ADDRESS, or the cluster this process runs in), else
     start a local Ray bound to loopback."""
+    address = config.scaling.address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None:
+        join_existing_cluster()  # before ray is imported: it reads the mode then
     import ray
 
     if ray.is_initialized():
         return
-    address = config.scaling.address or os.environ.get("RAY_ADDRESS") or None
     say(f"Connecting to Ray at {address}" if address else "Starting a local Ray on 127.0.0.1")
     if address is None:
         # The dashboard serves the state API Ray Train's placement-group cleaner polls.

@@ -9,6 +9,7 @@ branches up by level. A run found again after an interruption is continued, not 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -20,6 +21,7 @@ from pathlib import Path
 from scale_lth.config import Config
 from scale_lth.lottery.experiment import Observer
 from scale_lth.lottery.layout import Layout, RunKey
+from scale_lth.storage import exclusive
 
 # MLflow 3 reports usage over the network on every client call (~10 ms each here, and these
 # machines have no internet): off unless the user has set it.
@@ -51,12 +53,16 @@ def prepare(config: Config) -> Config:
     from mlflow import MlflowClient
 
     uri = tracking_uri(config)
-    client = MlflowClient(uri)
     name = experiment_name(config)
-    if client.get_experiment_by_name(name) is None:
-        store = local_store(uri)
-        location = (store.parent / "mlruns").as_uri() if store is not None else None
-        client.create_experiment(name, artifact_location=location)
+    store = local_store(uri)
+    # Two processes creating a SQLite store's tables at once (a sweep's tasks starting
+    # together) make one of them fail: the first use is serialised.
+    lock = store.with_name(f".{store.name}.lock") if store is not None else None
+    with exclusive(lock) if lock is not None else contextlib.nullcontext():
+        client = MlflowClient(uri)
+        if client.get_experiment_by_name(name) is None:
+            location = (store.parent / "mlruns").as_uri() if store is not None else None
+            client.create_experiment(name, artifact_location=location)
     return dataclasses.replace(
         config, tracking=dataclasses.replace(config.tracking, uri=uri, experiment=name)
     )

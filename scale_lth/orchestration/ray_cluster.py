@@ -1,0 +1,170 @@
+"""A Ray cluster made with Ray's own ``ray start``, stopped by the PIDs it started.
+
+A head binds every port it opens to ports chosen free at start (so two heads can share a
+machine) and keeps its files under a short temporary folder of its own. Its processes are
+found by that folder or its GCS address in their command lines, plus all their descendants;
+stopping sends SIGTERM to exactly those PIDs, then SIGKILL to any left, never a broad
+``ray stop``. Used inside SLURM allocations (head on the first node, workers on the others)
+and by the tests' Ray head.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+READY_SECONDS = 120
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def ray_executable() -> str:
+    """The ``ray`` command of this Python environment."""
+    return str(Path(sys.executable).with_name("ray"))
+
+
+def environment() -> dict[str, str]:
+    """This environment's bin folder first on PATH (Ray's workers and job entrypoints inherit it),
+    and no usage reporting."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+@dataclass
+class RayNode:
+    """One ``ray start`` on this machine: a head (``address`` is its GCS) or a worker."""
+
+    temp_dir: Path
+    address: str  # host:port of the cluster's GCS
+    marker: str  # a string in the command line of each process this node started
+    dashboard: str = ""  # http://host:port (heads only)
+    pids: set[int] = field(default_factory=set)
+
+    def processes(self) -> list[psutil.Process]:
+        """This node's processes: those naming its marker or its GCS, and their descendants."""
+        found: dict[int, psutil.Process] = {}
+        me = os.getpid()
+        for process in psutil.process_iter(["cmdline"]):
+            command = " ".join(process.info["cmdline"] or [])
+            if process.pid != me and (self.marker in command or self._is_head_client(command)):
+                found[process.pid] = process
+                try:
+                    found.update({child.pid: child for child in process.children(recursive=True)})
+                except psutil.Error:
+                    continue
+        return list(found.values())
+
+    def _is_head_client(self, command: str) -> bool:
+        """The head's Ray Client server names neither the folder nor the host, only the port."""
+        port = self.address.rsplit(":", 1)[-1]
+        return (
+            bool(self.dashboard)
+            and "ray.util.client.server" in command
+            and (f":{port} " in f"{command} ")
+        )
+
+    def record(self) -> None:
+        self.pids |= {process.pid for process in self.processes()}
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """SIGTERM every PID this node started, SIGKILL what is left; remove its folder."""
+        self.record()
+        living = []
+        for pid in self.pids:
+            try:
+                process = psutil.Process(pid)
+                process.send_signal(signal.SIGTERM)
+                living.append(process)
+            except psutil.Error:
+                continue
+        _, alive = psutil.wait_procs(living, timeout=grace_seconds)
+        for process in alive:
+            try:
+                process.kill()
+            except psutil.Error:
+                continue
+        psutil.wait_procs(alive, timeout=grace_seconds)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _short_temp_dir(label: str) -> Path:
+    """Ray's UNIX sockets live under its temp dir, so keep the path short."""
+    return Path(tempfile.mkdtemp(prefix=f"ray-{label}-", dir="/tmp"))
+
+
+def _run_ray_start(arguments: list[str], temp_dir: Path) -> None:
+    result = subprocess.run(
+        [ray_executable(), "start", *arguments, f"--temp-dir={temp_dir}"],
+        env=environment(),
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise RuntimeError("ray start failed: " + " | ".join(tail))
+
+
+def start_head(host: str, num_cpus: int, num_gpus: int | None = None) -> RayNode:
+    """``ray start --head`` on ``host`` with free ports; returns once its GCS answers."""
+    temp_dir = _short_temp_dir("head")
+    gcs, dashboard = free_port(host), free_port(host)
+    arguments = [
+        "--head",
+        f"--node-ip-address={host}",
+        f"--port={gcs}",
+        f"--dashboard-host={host}",
+        f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={free_port(host)}",
+        f"--dashboard-agent-listen-port={free_port(host)}",
+        f"--dashboard-agent-grpc-port={free_port(host)}",
+        f"--metrics-export-port={free_port(host)}",
+        f"--runtime-env-agent-port={free_port(host)}",
+        f"--num-cpus={num_cpus}",
+        "--disable-usage-stats",
+    ]
+    if num_gpus is not None:
+        arguments.append(f"--num-gpus={num_gpus}")
+    _run_ray_start(arguments, temp_dir)
+    node = RayNode(temp_dir, f"{host}:{gcs}", str(temp_dir), dashboard=f"http://{host}:{dashboard}")
+    node.record()
+    return node
+
+
+def start_worker(head: str, host: str, num_cpus: int, num_gpus: int | None = None) -> RayNode:
+    """``ray start --address=head`` on this machine, retrying while the head comes up."""
+    temp_dir = _short_temp_dir("worker")
+    arguments = [f"--address={head}", f"--node-ip-address={host}", f"--num-cpus={num_cpus}"]
+    if num_gpus is not None:
+        arguments.append(f"--num-gpus={num_gpus}")
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        try:
+            _run_ray_start(arguments, temp_dir)
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            temp_dir = _short_temp_dir("worker")
+            time.sleep(2)
+    node = RayNode(temp_dir, head, str(temp_dir))
+    node.record()
+    return node

@@ -1,0 +1,219 @@
+"""Experiments as SLURM jobs via submitit, with a Ray cluster inside each allocation.
+
+One task runs per node. The first node's task starts a Ray head (``ray start --head``), waits
+for the other nodes' workers (``ray start --address``) to join, runs the experiment's driver
+against that cluster (so Ray Train spreads its workers over every GPU of the allocation), then
+stops the cluster; the other tasks keep their Ray worker up until the driver is done. A task
+that is preempted, times out or is requeued is submitted again by submitit and continues the
+experiment from what is on disk (finished runs and each run's last checkpoint). Ray processes
+are stopped by the PIDs they started, including those a killed earlier attempt left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import submitit
+
+from scale_lth.config import Config
+from scale_lth.console import say
+from scale_lth.orchestration.ray_cluster import RayNode, start_head, start_worker
+from scale_lth.orchestration.ray_train import join_existing_cluster
+
+JOIN_SECONDS = 300
+
+
+def executor(config: Config, cluster: str | None = None) -> submitit.AutoExecutor:
+    """A submitit executor with the config's launcher section as cluster options."""
+    launcher = config.launcher
+    chosen = cluster or launcher.cluster
+    folder = Path(launcher.log_dir).resolve() / "%j"
+    made = submitit.AutoExecutor(folder=folder, cluster=None if chosen == "slurm" else chosen)
+    options: dict[str, object] = {
+        "timeout_min": launcher.timeout_min,
+        "nodes": launcher.nodes,
+        "tasks_per_node": 1,
+        "cpus_per_task": launcher.cpus_per_task,
+        "name": config.name,
+    }
+    if launcher.gpus_per_node:
+        options["gpus_per_node"] = launcher.gpus_per_node
+    if launcher.mem_gb:
+        options["mem_gb"] = launcher.mem_gb
+    slurm_only = {
+        "slurm_partition": launcher.partition,
+        "slurm_account": launcher.account,
+        "slurm_qos": launcher.qos,
+        "slurm_constraint": launcher.constraint,
+    }
+    if made.cluster == "slurm":
+        options.update({key: value for key, value in slurm_only.items() if value})
+        options["slurm_additional_parameters"] = {"requeue": True}
+    made.update_parameters(**options)
+    return made
+
+
+@dataclass
+class ExperimentTask(submitit.helpers.Checkpointable):
+    """``scale-lth COMMAND OVERRIDES OPTIONS`` inside an allocation (one task per node)."""
+
+    command: list[str]  # e.g. ["lottery", "configs/smoke.yaml"] or ["branch", "snip", "x.yaml"]
+    overrides: list[str]  # key.sub=value
+    options: list[str]  # e.g. ["--levels", "1-5", "--quiet"]
+
+    @property
+    def arguments(self) -> list[str]:
+        return [*self.command, *self.overrides, *self.options]
+
+    def __call__(self) -> dict:
+        join_existing_cluster()  # this process is a Ray client of the allocation's cluster
+        environment = submitit.JobEnvironment()
+        files = AllocationFiles(Path(str(environment.paths.folder)), str(environment.job_id))
+        cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", len(os.sched_getaffinity(0))))
+        gpus = _gpus_on_this_node()
+        nodes = len(environment.hostnames)
+        # A one-node allocation keeps Ray on loopback; several nodes need their addresses.
+        host = (
+            "127.0.0.1"
+            if nodes == 1
+            else socket.gethostbyname(environment.hostnames[environment.node])
+        )
+        files.stop_leftovers(environment.node)
+        if environment.node == 0:
+            return self._lead(files, host, cpus, gpus, nodes)
+        self._follow(files, host, cpus, gpus, environment.node)
+        return {}
+
+    def _lead(self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, nodes: int):
+        from scale_lth.cli import run
+
+        head = start_head(host, cpus, gpus)
+        files.remember(0, head)
+        stop_on_sigterm(head)
+        say(f"Ray head at {head.address} (dashboard {head.dashboard}); waiting for {nodes} nodes")
+        try:
+            files.announce(head.address)
+            wait_for_nodes(head.address, nodes)
+            address = f"scaling.address={head.address}"
+            run([*self.command, *self.overrides, address, *self.options])
+        finally:
+            files.finish()
+            _disconnect()
+            head.stop()
+        return {"arguments": self.arguments, "nodes": nodes, "head": head.address}
+
+    def _follow(self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, node: int):
+        worker = start_worker(files.head_address(), host, cpus, gpus)
+        files.remember(node, worker)
+        stop_on_sigterm(worker)
+        try:
+            files.wait_until_finished()
+        finally:
+            worker.stop()
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        """Preempted or out of time: submit the same task again; it resumes from disk."""
+        return submitit.helpers.DelayedSubmission(
+            ExperimentTask(self.command, self.overrides, self.options)
+        )
+
+
+@dataclass(frozen=True)
+class AllocationFiles:
+    """Small files in the job's log folder (shared by its nodes) that coordinate them."""
+
+    folder: Path
+    job_id: str
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{self.job_id}_{name}"
+
+    def announce(self, address: str) -> None:
+        temporary = self._path("ray_head.partial")
+        temporary.write_text(address)
+        os.replace(temporary, self._path("ray_head"))
+
+    def head_address(self) -> str:
+        path = self._path("ray_head")
+        deadline = time.monotonic() + JOIN_SECONDS
+        while not path.is_file():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no Ray head announced in {path}")
+            time.sleep(1)
+        return path.read_text().strip()
+
+    def finish(self) -> None:
+        self._path("ray_done").touch()
+
+    def wait_until_finished(self) -> None:
+        while not self._path("ray_done").is_file():
+            time.sleep(2)
+
+    def remember(self, node: int, ray: RayNode) -> None:
+        """The PIDs and marker of this node's Ray, for a later attempt to clean up after."""
+        record = {"marker": ray.marker, "pids": sorted(ray.pids)}
+        self._path(f"ray_pids_{node}.json").write_text(json.dumps(record))
+
+    def stop_leftovers(self, node: int) -> None:
+        """Stop Ray processes an earlier, killed attempt of this job left on this node, and
+        clear the coordination files of that attempt."""
+        path = self._path(f"ray_pids_{node}.json")
+        if path.is_file():
+            record = json.loads(path.read_text())
+            stale = RayNode(Path(record["marker"]), "", record["marker"], pids=set(record["pids"]))
+            stale.pids = {pid for pid in stale.pids if _names(pid, record["marker"])}
+            stale.stop(grace_seconds=3)
+            path.unlink()
+        if node == 0:
+            for name in ("ray_head", "ray_done"):
+                self._path(name).unlink(missing_ok=True)
+
+
+def _names(pid: int, marker: str) -> bool:
+    """Whether PID ``pid`` is still a process of that Ray (not a reused PID)."""
+    try:
+        process = psutil.Process(pid)
+        return marker in " ".join(process.cmdline()) or process.name().startswith("ray")
+    except psutil.Error:
+        return False
+
+
+def stop_on_sigterm(ray: RayNode) -> None:
+    """On SIGTERM (scancel, scontrol requeue, the end of the time limit) stop this node's Ray
+    before SLURM's SIGKILL: its daemons are not children SLURM would kill."""
+
+    def handler(signum, frame):
+        ray.stop(grace_seconds=2)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def wait_for_nodes(address: str, count: int) -> None:
+    import ray
+
+    deadline = time.monotonic() + JOIN_SECONDS
+    ray.init(address=address, logging_level="WARNING")
+    while len([node for node in ray.nodes() if node["Alive"]]) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only some of the {count} nodes joined the Ray cluster")
+        time.sleep(1)
+
+
+def _disconnect() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _gpus_on_this_node() -> int | None:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return len(visible.split(",")) if visible else None

@@ -1,0 +1,89 @@
+"""A real `mlflow server` on a free loopback port, for integration tests.
+
+It runs with a SQLite backend store and proxied artifacts under one folder, in a session of
+its own (it starts uvicorn workers and job consumers); stopping signals every process of that
+session by PID, then waits until they are gone.
+"""
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from scale_lth.orchestration.ray_cluster import free_port
+from tests.processes import session_members
+
+START_TIMEOUT_S = 120
+
+
+class MlflowServer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "MlflowServer":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = open(self.folder / "server.log", "w")
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("mlflow")),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                f"sqlite:///{self.folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+                "--workers",
+                "1",
+            ],  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = (self.folder / "server.log").read_text()[-2000:]
+                raise RuntimeError(f"mlflow server did not start:\n{tail}")
+            time.sleep(0.5)
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        members = session_members(self.process.pid)
+        for member in members:
+            try:
+                member.terminate()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(members, timeout=10)
+        for member in alive:
+            try:
+                member.kill()
+            except psutil.Error:
+                pass
+        self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> "MlflowServer":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,256 @@
+"""A real single-node SLURM cluster with accounting, for integration tests.
+
+`SlurmCluster(folder)` runs munged, MariaDB, slurmdbd, slurmctld and slurmd as root on
+127.0.0.1, each in the foreground as a child process, with every conf, state, spool, log and
+database file under ``folder`` and free TCP ports, so that clusters in different folders share
+nothing. UNIX sockets go to a short folder under /tmp when ``folder`` is too long for them.
+Clients (sinfo, sacct, submitit) find the cluster through ``SLURM_CONF`` in `SlurmCluster.env`.
+The recipe is the one measured in the shared ENVIRONMENT.md ("A real SLURM cluster on one
+machine").
+"""
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+CLUSTER_NAME = "lth"
+START_TIMEOUT_S = 120
+STOP_TIMEOUT_S = 10
+MAX_SOCKET_FOLDER_CHARS = 60  # leaves room for socket names within the 107-byte limit
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def log_tail(log: Path, lines: int = 30) -> str:
+    text = log.read_text(errors="replace") if log.exists() else "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def node_line() -> str:
+    """This machine's node line from `slurmd -C`, named localhost on 127.0.0.1."""
+    described = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True)
+    line = described.stdout.splitlines()[0]
+    return re.sub(r"^NodeName=\S+", "NodeName=localhost NodeAddr=127.0.0.1", line)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class SlurmCluster:
+    """A real single-node SLURM cluster with accounting, private to one folder, on loopback."""
+
+    partition = "debug"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder).resolve()
+        self.logs = self.folder / "logs"
+        self.conf = self.folder / "etc" / "slurm.conf"
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        self.node = node_line()
+        self.cpus = int(re.search(r"\bCPUs=(\d+)", self.node).group(1))
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.socket_folder: Path | None = None
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """The PID of each daemon started, by name."""
+        return {name: process.pid for name, process in self.processes.items()}
+
+    def start(self) -> "SlurmCluster":
+        try:
+            self.make_folders()
+            self.start_munged()
+            self.start_mariadb()
+            self.write_confs()
+            self.start_slurmdbd()
+            self.add_cluster()
+            self.start_slurmctld()
+            self.start_slurmd()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if "slurmctld" in self.processes and "slurmd" in self.processes:
+            self.cancel_jobs()
+        for name in reversed(list(self.processes)):
+            stop_process(self.processes.pop(name))
+        if self.socket_folder is not None:
+            shutil.rmtree(self.socket_folder, ignore_errors=True)
+            self.socket_folder = None
+
+    def __enter__(self) -> "SlurmCluster":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def make_folders(self) -> None:
+        for sub in ("etc", "logs", "state", "spool", "run", "munge", "mysql"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        if len(str(self.folder)) > MAX_SOCKET_FOLDER_CHARS:
+            self.socket_folder = Path(tempfile.mkdtemp(prefix="slurm-"))
+        self.sockets = self.socket_folder or self.folder / "run"
+        self.munge_socket = self.sockets / "munge.socket"
+        self.mysql_socket = self.sockets / "mysql.socket"
+
+    def run(self, *command: str) -> subprocess.CompletedProcess:
+        """Run a client command against this cluster; raise with its output if it fails."""
+        done = subprocess.run(command, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+        return done
+
+    def succeeds(self, *command: str) -> bool:
+        return subprocess.run(command, env=self.env, capture_output=True).returncode == 0
+
+    def launch(self, name: str, *command: str, ready) -> None:
+        """Start daemon ``name`` in the foreground, its output in logs/NAME.log, and wait until
+        ``ready()``; raise RuntimeError with the log's tail if it exits or is not ready in time."""
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as output:
+            self.processes[name] = subprocess.Popen(
+                command, env=self.env, stdout=output, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not ready():
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; end of {log}:\n{log_tail(log)}")
+            time.sleep(0.2)
+
+    def start_munged(self) -> None:
+        key = self.folder / "munge" / "munge.key"
+        if not key.exists():
+            self.run("mungekey", "--create", f"--keyfile={key}")
+        self.launch(
+            "munged", "munged", "--foreground", "--force", f"--socket={self.munge_socket}",
+            f"--key-file={key}", f"--pid-file={self.folder / 'run' / 'munged.pid'}",
+            f"--seed-file={self.folder / 'munge' / 'munged.seed'}",
+            ready=lambda: self.succeeds("munge", "-n", f"--socket={self.munge_socket}"),
+        )  # fmt: skip
+
+    def start_mariadb(self) -> None:
+        datadir = self.folder / "mysql"
+        if not (datadir / "mysql").exists():
+            self.run(
+                "mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={datadir}",
+                "--skip-test-db",
+            )  # fmt: skip
+        self.mysql_port = free_port()
+        self.launch(
+            "mariadbd", "mariadbd", "--no-defaults", "--user=root", f"--datadir={datadir}",
+            f"--socket={self.mysql_socket}", f"--port={self.mysql_port}",
+            "--bind-address=127.0.0.1", "--skip-name-resolve",
+            f"--pid-file={self.folder / 'run' / 'mariadbd.pid'}",
+            ready=lambda: self.succeeds(
+                "mariadb-admin", "--no-defaults", f"--socket={self.mysql_socket}", "ping"
+            ),
+        )  # fmt: skip
+        self.db_password = secrets.token_hex(8)
+        self.run(
+            "mariadb", "--no-defaults", f"--socket={self.mysql_socket}", "-e",
+            f"CREATE OR REPLACE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{self.db_password}';"
+            "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';",
+        )  # fmt: skip
+
+    def write_confs(self) -> None:
+        self.dbd_port, self.ctld_port, self.slurmd_port = free_port(), free_port(), free_port()
+        auth = f"AuthType=auth/munge\nAuthInfo=socket={self.munge_socket}\n"
+        dbd_conf = self.conf.with_name("slurmdbd.conf")
+        dbd_conf.write_text(
+            auth + "DbdHost=localhost\nDbdAddr=127.0.0.1\n"
+            f"DbdPort={self.dbd_port}\nSlurmUser=root\n"
+            f"PidFile={self.folder / 'run' / 'slurmdbd.pid'}\n"
+            "StorageType=accounting_storage/mysql\nStorageHost=127.0.0.1\n"
+            f"StoragePort={self.mysql_port}\nStorageUser=slurm\n"
+            f"StoragePass={self.db_password}\nStorageLoc=slurm_acct_db\n"
+        )
+        dbd_conf.chmod(0o600)
+        self.conf.write_text(
+            auth + f"ClusterName={CLUSTER_NAME}\nSlurmctldHost=localhost\n"
+            "SlurmUser=root\nSlurmdUser=root\nCredType=cred/munge\nMailProg=/bin/true\n"
+            "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
+            "JobAcctGatherType=jobacct_gather/none\n"
+            "AccountingStorageType=accounting_storage/slurmdbd\n"
+            f"AccountingStorageHost=localhost\nAccountingStoragePort={self.dbd_port}\n"
+            f"AccountingStoragePass=socket={self.munge_socket}\n"  # munge socket to slurmdbd
+            f"SlurmctldPort={self.ctld_port}\nSlurmdPort={self.slurmd_port}\n"
+            "SchedulerParameters=batch_sched_delay=0\n"
+            "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
+            "ReturnToService=2\nKillWait=5\nMinJobAge=300\nJobRequeue=1\nPreemptMode=OFF\n"
+            f"StateSaveLocation={self.folder / 'state'}\n"
+            f"SlurmdSpoolDir={self.folder / 'spool'}\n"
+            f"SlurmctldPidFile={self.folder / 'run' / 'slurmctld.pid'}\n"
+            f"SlurmdPidFile={self.folder / 'run' / 'slurmd.pid'}\n"
+            f"{self.node}\n"
+            f"PartitionName={self.partition} Nodes=localhost Default=YES MaxTime=INFINITE"
+            " State=UP\n"
+        )
+
+    def start_slurmdbd(self) -> None:
+        self.launch("slurmdbd", "slurmdbd", "-D", ready=lambda: port_open(self.dbd_port))
+
+    def add_cluster(self) -> None:
+        """Register the cluster in the accounting database, unless a previous start did."""
+        known = self.run("sacctmgr", "-n", "-P", "show", "cluster", "format=cluster").stdout
+        if CLUSTER_NAME not in known.split():
+            self.run("sacctmgr", "-i", "add", "cluster", CLUSTER_NAME)
+
+    def start_slurmctld(self) -> None:
+        self.launch(
+            "slurmctld", "slurmctld", "-D", "-f", str(self.conf),
+            ready=lambda: port_open(self.ctld_port),
+        )  # fmt: skip
+
+    def start_slurmd(self) -> None:
+        self.launch(
+            "slurmd", "slurmd", "-D", "-f", str(self.conf), "-N", "localhost",
+            ready=lambda: self.node_idle() and self.succeeds("sacct", "-n", "-X"),
+        )  # fmt: skip
+
+    def node_idle(self) -> bool:
+        state = subprocess.run(
+            ["sinfo", "-h", "-N", "-n", "localhost", "-o", "%t"],
+            env=self.env, capture_output=True, text=True,
+        )  # fmt: skip
+        return state.stdout.strip() == "idle"
+
+    def cancel_jobs(self) -> None:
+        """Cancel every job and wait (a bounded time) until none is left, so that no job step
+        outlives slurmd."""
+        subprocess.run(["scancel", f"--partition={self.partition}"], env=self.env)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while self.jobs_left() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def jobs_left(self) -> bool:
+        queue = subprocess.run(
+            ["squeue", "-h", "-o", "%i"], env=self.env, capture_output=True, text=True
+        )
+        return queue.returncode == 0 and bool(queue.stdout.strip())
