@@ -32,6 +32,19 @@ def write(*arguments):
     assert main(["data", "write", *map(str, arguments)]) == 0
 
 
+def written(out, source, root, splits) -> DataInfo:
+    """`data write --source SOURCE --root ROOT --out OUT`, checking the split sizes."""
+    write("--source", source, "--root", root, "--out", out)
+    info = DataInfo.load(out)
+    assert info.splits == splits
+    return info
+
+
+def assert_split_is(out, split, images, labels):
+    pixels, read_labels = read_back(out, split)
+    assert np.array_equal(pixels, images) and np.array_equal(read_labels, labels)
+
+
 def test_digits_round_trip_is_exact_and_complete(tmp_path):
     out = tmp_path / "digits"
     write("--source", "digits", "--out", out)
@@ -59,12 +72,8 @@ def test_digits_round_trip_is_exact_and_complete(tmp_path):
 def test_mnist_idx_round_trip_holds_out_a_seeded_validation_split(tmp_path, mnist_root):
     root, arrays = mnist_root
     out = tmp_path / "mnist_beton"
-    write("--source", "mnist", "--root", root, "--out", out)
-    info = DataInfo.load(out)
-    assert info.splits == {"train": 540, "val": 60, "test": 100}
-    test_pixels, test_labels = read_back(out, "test")
-    assert np.array_equal(test_pixels, arrays["test_images"])
-    assert np.array_equal(test_labels, arrays["test_labels"])
+    written(out, "mnist", root, {"train": 540, "val": 60, "test": 100})
+    assert_split_is(out, "test", arrays["test_images"], arrays["test_labels"])
     train_pixels, train_labels = read_back(out, "train")
     val_pixels, val_labels = read_back(out, "val")
     together = np.concatenate([train_pixels, val_pixels])
@@ -82,13 +91,9 @@ def test_mnist_idx_round_trip_holds_out_a_seeded_validation_split(tmp_path, mnis
 def test_cifar10_pickles_round_trip_exactly(tmp_path, cifar_root):
     root, arrays = cifar_root
     out = tmp_path / "cifar_beton"
-    write("--source", "cifar10", "--root", root, "--out", out)
-    info = DataInfo.load(out)
-    assert info.splits == {"train": 180, "val": 20, "test": 30}
+    info = written(out, "cifar10", root, {"train": 180, "val": 20, "test": 30})
     assert info.shape == [3, 32, 32] and info.augmentation == "pad_crop_flip"
-    pixels, labels = read_back(out, "test")
-    assert np.array_equal(pixels, arrays["test_images"])
-    assert np.array_equal(labels, arrays["test_labels"])
+    assert_split_is(out, "test", arrays["test_images"], arrays["test_labels"])
     train = sources.cifar10(root)["train"]
     pixels, labels = read_back(out, "train")
     assert all(np.array_equal(pixels[i], train[i][0]) for i in range(len(train)))

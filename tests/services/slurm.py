@@ -204,6 +204,9 @@ class SlurmCluster:
             "SchedulerParameters=batch_sched_delay=0\n"
             "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
             "ReturnToService=2\nKillWait=5\nMinJobAge=300\nJobRequeue=1\nPreemptMode=OFF\n"
+            # Job ids unique to this cluster: submitit caches finished jobs' states by id for
+            # the whole process, so two clusters must never hand out the same id.
+            f"FirstJobId={1000 + secrets.randbelow(600_000) * 100}\n"
             f"StateSaveLocation={self.folder / 'state'}\n"
             f"SlurmdSpoolDir={self.folder / 'spool'}\n"
             f"SlurmctldPidFile={self.folder / 'run' / 'slurmctld.pid'}\n"
