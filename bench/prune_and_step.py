@@ -83,7 +83,7 @@ def bench_pruning() -> dict[str, float]:
     }
 
 
-def bench_masked_step(rounds: int = 12, steps: int = 3) -> dict[str, float]:
+def bench_masked_step(rounds: int = 20, steps: int = 4) -> dict[str, float]:
     torch.manual_seed(0)
     model = models.build("resnet18", num_classes=10)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)

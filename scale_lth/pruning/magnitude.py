@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 
 from scale_lth.pruning.mask import Mask
@@ -59,4 +60,11 @@ def magnitude_prune(
             )[0]
             for index, name in enumerate(names)
         ]
-    return Mask({name: mask[name] & ~gone for name, gone in zip(names, removed, strict=True)})
+    return Mask(
+        {name: _without(mask[name], gone) for name, gone in zip(names, removed, strict=True)}
+    )
+
+
+def _without(kept: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
+    """``kept & ~removed`` for bool tensors, in one numpy pass (``a > b`` is ``a and not b``)."""
+    return torch.from_numpy(np.greater(kept.numpy(), removed.numpy()))

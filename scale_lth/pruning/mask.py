@@ -11,6 +11,11 @@ import torch
 from scale_lth.storage import atomic_torch_save
 
 
+def _count(flags: torch.Tensor) -> int:
+    """Surviving weights in a CPU bool tensor (numpy counts bools ~4x faster than torch)."""
+    return int(np.count_nonzero(flags.numpy()))
+
+
 class Mask(Mapping[str, torch.Tensor]):
     """An immutable mapping ``parameter name -> bool tensor`` (True: the weight survives)."""
 
@@ -36,7 +41,7 @@ class Mask(Mapping[str, torch.Tensor]):
 
     @property
     def num_kept(self) -> int:
-        return sum(int(torch.count_nonzero(t)) for t in self._tensors.values())
+        return sum(_count(t) for t in self._tensors.values())
 
     @property
     def num_total(self) -> int:
@@ -48,10 +53,10 @@ class Mask(Mapping[str, torch.Tensor]):
         return self.num_kept / self.num_total
 
     def layer_kept(self) -> dict[str, int]:
-        return {name: int(torch.count_nonzero(t)) for name, t in self._tensors.items()}
+        return {name: _count(t) for name, t in self._tensors.items()}
 
     def layer_densities(self) -> dict[str, float]:
-        return {name: int(torch.count_nonzero(t)) / t.numel() for name, t in self._tensors.items()}
+        return {name: _count(t) / t.numel() for name, t in self._tensors.items()}
 
     def validate(self, parameters: Mapping[str, torch.Tensor]) -> None:
         """Raise ValueError unless every masked name is a parameter of the same shape."""

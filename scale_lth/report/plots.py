@@ -39,9 +39,9 @@ def _figure(rows: list[Row], value: str, spread: str | None, ylabel: str, title:
                               [a + b for a, b in zip(y, s, strict=True)], alpha=0.2)  # fmt: skip
     axes.set_xscale("log")
     axes.invert_xaxis()
-    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
-    axes.xaxis.set_major_formatter(plain)
-    axes.xaxis.set_minor_formatter(plain)
+    axes.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.set_xlabel("% of weights remaining")
     axes.set_ylabel(ylabel)
     axes.set_title(title)
