@@ -10,7 +10,7 @@ APT_PACKAGES := pkg-config libturbojpeg0-dev libopencv-dev python3-venv \
 	slurmctld slurmd slurm-client slurmdbd munge mariadb-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages demo test lint format bench clean
+.PHONY: install system-packages demo test lint format bench gpu-check clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ test: install
 
 bench: install
 	$(BIN)/python bench/prune_and_step.py
+
+# On a machine with a CUDA device: the GPU tests alone, then the benchmarks on the GPU.
+gpu-check: install
+	CUBLAS_WORKSPACE_CONFIG=:4096:8 $(BIN)/python -m pytest -m gpu tests
+	$(BIN)/python bench/prune_and_step.py --device cuda --out bench/results-cuda.json
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,16 +3,21 @@
 - Pruning one global level (20%) of ResNet-50's 25.5M conv/fc weights: scale-lth's selection
   against an OpenLTH-style full numpy sort and against torch.nn.utils.prune.global_unstructured.
 - A masked training step (gradients masked before the step, weights after it) against the same
-  dense step: ResNet-18, 96 px, batch 32, SGD with momentum, steps interleaved.
+  dense step, steps interleaved: on the CPU ResNet-18, 96 px, batch 32, fp32; on a GPU
+  (``--device cuda``) ResNet-50, 224 px, batch 256, bf16 autocast, channels-last. Both use the
+  training loop's fused SGD with momentum and weight decay.
 
-Writes bench/results.json and prints a table. Run with `make bench`.
+Pruning runs on the CPU either way (the experiment's driver prunes saved weights). Writes
+bench/results.json (or ``--out``) and prints a table. Run with `make bench`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +26,27 @@ import torch.nn.functional as F
 from torch.nn.utils import prune
 
 from scale_lth import models
+from scale_lth.config import load
 from scale_lth.pruning import Mask, MaskedParameters, magnitude_prune
+from scale_lth.training.loop import autocast
+from scale_lth.training.optim import build_optimizer
 
 RESULTS = Path(__file__).with_name("results.json")
+
+
+@dataclass(frozen=True)
+class StepSetting:
+    model: str
+    image_size: int
+    batch_size: int
+    amp: str
+    channels_last: bool
+
+
+STEP_SETTINGS = {
+    "cpu": StepSetting("resnet18", 96, 32, "none", channels_last=False),
+    "cuda": StepSetting("resnet50", 224, 256, "bf16", channels_last=True),
+}
 
 
 def timed(work, repeats: int) -> float:
@@ -83,17 +106,28 @@ def bench_pruning() -> dict[str, float]:
     }
 
 
-def bench_masked_step(rounds: int = 20, steps: int = 4) -> dict[str, float]:
+def bench_masked_step(device: torch.device, rounds: int = 20, steps: int = 4) -> dict:
+    setting = STEP_SETTINGS[device.type]
     torch.manual_seed(0)
-    model = models.build("resnet18", num_classes=10)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    model = models.build(setting.model, num_classes=10).to(device)
+    if setting.channels_last:
+        model.to(memory_format=torch.channels_last)
+    training = load(
+        None, ["training.optimizer=sgd", "training.momentum=0.9", "training.weight_decay=1e-4"]
+    ).training
+    optimizer = build_optimizer(model, training)
     mask = magnitude_prune(prunable_weights(model), 0.8)
     masked = MaskedParameters(model, mask)
-    images = torch.randn(32, 3, 96, 96)
-    labels = torch.randint(0, 10, (32,))
+    side = setting.image_size
+    images = torch.randn(setting.batch_size, 3, side, side, device=device)
+    if setting.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (setting.batch_size,), device=device)
 
     def step(with_mask: bool) -> None:
-        loss = F.cross_entropy(model(images), labels)
+        with autocast(device, setting.amp):
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if with_mask:
@@ -102,44 +136,66 @@ def bench_masked_step(rounds: int = 20, steps: int = 4) -> dict[str, float]:
         if with_mask:
             masked.zero_weights()
 
+    def finish() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for _ in range(3):
         step(True)
+    finish()
     dense_times, masked_times = [], []
     for _ in range(rounds):  # interleaved, so drifts in machine speed hit both alike
         for with_mask, times in ((False, dense_times), (True, masked_times)):
             started = time.perf_counter()
             for _ in range(steps):
                 step(with_mask)
+            finish()
             times.append((time.perf_counter() - started) / steps)
     dense, masked_step = statistics.median(dense_times), statistics.median(masked_times)
     return {
+        "setting": asdict(setting),
         "dense_seconds": dense,
         "masked_seconds": masked_step,
         "ratio_vs_dense": masked_step / dense,
+        "masked_images_per_second": setting.batch_size / masked_step,
     }
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=sorted(STEP_SETTINGS))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    arguments = parser.parse_args()
+    device = torch.device(arguments.device)
     threads = torch.get_num_threads()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     results = {
         "threads": threads,
+        "device": name,
+        "torch": torch.__version__,
         "prune_resnet50": bench_pruning(),
-        "masked_step": bench_masked_step(),
+        "masked_step": bench_masked_step(device),
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    arguments.out.write_text(json.dumps(results, indent=2) + "\n")
     prune_, step = results["prune_resnet50"], results["masked_step"]
     numpy_, torch_ = prune_["speedup_vs_numpy_sort"], prune_["speedup_vs_torch_prune"]
     rows = [
         ("prune ResNet-50 one level (scale-lth)", prune_["seconds"], 1.0),
         ("  OpenLTH-style numpy full sort", prune_["numpy_sort_seconds"], numpy_),
         ("  torch.nn.utils.prune.global_unstructured", prune_["torch_prune_seconds"], torch_),
-        ("ResNet-18 96px batch 32 SGD step, dense", step["dense_seconds"], 1.0),
+        (f"{describe(step['setting'])} step, dense", step["dense_seconds"], 1.0),
         ("  masked (gradients and weights)", step["masked_seconds"], step["ratio_vs_dense"]),
     ]
-    print(f"scale-lth benchmarks ({threads} threads), written to {RESULTS}")
+    print(f"scale-lth benchmarks ({name}, torch {torch.__version__}, {threads} CPU threads)")
+    print(f"written to {arguments.out}")
     print(f"{'measurement':<46}{'seconds':>10}{'ratio':>10}")
     for label, seconds, ratio in rows:
         print(f"{label:<46}{seconds:>10.3f}{ratio:>9.3f}x")
+
+
+def describe(setting: dict) -> str:
+    amp = "" if setting["amp"] == "none" else f" {setting['amp']}"
+    return f"{setting['model']} {setting['image_size']}px batch {setting['batch_size']}{amp}"
 
 
 if __name__ == "__main__":

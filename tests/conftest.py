@@ -1,11 +1,12 @@
-"""Shared fixtures: the digits data written once per test session, a small experiment config."""
+"""Shared fixtures: the digits data written once per test session, a small experiment config;
+GPU tests set aside, with a line saying so, where there is no CUDA device."""
 
 from pathlib import Path
 
 import pytest
+import torch
 
 from scale_lth.config import load
-from scale_lth.data import sources, write_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -13,6 +14,8 @@ CONFIGS = ROOT / "configs"
 
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory) -> Path:
+    from scale_lth.data import sources, write_splits  # FFCV: imported only where data is written
+
     folder = tmp_path_factory.mktemp("data") / "digits"
     write_splits(sources.digits(), folder, source="digits")
     return folder
@@ -30,3 +33,27 @@ def smoke_config(tmp_path, digits_dir):
         )
 
     return make
+
+
+_GPU_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without a CUDA device the ``gpu`` tests are deselected (not skipped) and the summary
+    says how many and how to run them."""
+    if torch.cuda.is_available():
+        return
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if "gpu" not in item.keywords]
+        config.stash[_GPU_DESELECTED] = len(gpu)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    count = config.stash.get(_GPU_DESELECTED, 0)
+    if count:
+        terminalreporter.write_line(
+            f"{count} GPU tests deselected: no CUDA device here "
+            "(on a GPU machine they run with the rest; `make gpu-check` runs them alone)"
+        )

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 
 from scale_lth.pruning.mask import Mask
-from scale_lth.pruning.selection import smallest_magnitudes
+from scale_lth.pruning.selection import without_smallest
 
 
 def removal_count(fraction: float, remaining: int) -> int:
@@ -46,12 +45,12 @@ def magnitude_prune(
     kept = mask.layer_kept()
     alive = [None if kept[name] == mask[name].numel() else mask[name] for name in names]
     if scope == "global":
-        removed = smallest_magnitudes(
+        survivors = without_smallest(
             [weights[name] for name in names], alive, removal_count(fraction, sum(kept.values()))
         )
     else:
-        removed = [
-            smallest_magnitudes(
+        survivors = [
+            without_smallest(
                 [weights[name]],
                 [alive[index]],
                 removal_count(
@@ -60,11 +59,4 @@ def magnitude_prune(
             )[0]
             for index, name in enumerate(names)
         ]
-    return Mask(
-        {name: _without(mask[name], gone) for name, gone in zip(names, removed, strict=True)}
-    )
-
-
-def _without(kept: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
-    """``kept & ~removed`` for bool tensors, in one numpy pass (``a > b`` is ``a and not b``)."""
-    return torch.from_numpy(np.greater(kept.numpy(), removed.numpy()))
+    return Mask(dict(zip(names, survivors, strict=True)))

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from scale_lth.models import prunable
 from scale_lth.pruning.mask import Mask
-from scale_lth.pruning.selection import smallest_magnitudes
+from scale_lth.pruning.selection import without_smallest
 
 Tensors = torch.Tensor | Sequence[torch.Tensor]
 
@@ -58,7 +58,5 @@ def snip_prune(
     names = list(scores)
     total = sum(score.numel() for score in scores.values())
     keep = round(density * total)
-    removed = smallest_magnitudes(
-        [scores[name] for name in names], [None] * len(names), total - keep
-    )
-    return Mask({name: ~gone for name, gone in zip(names, removed, strict=True)})
+    survivors = without_smallest([scores[n] for n in names], [None] * len(names), total - keep)
+    return Mask(dict(zip(names, survivors, strict=True)))

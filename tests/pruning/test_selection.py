@@ -1,11 +1,20 @@
-"""Selecting the k smallest magnitudes across tensors without a full sort: exact, ties broken
-by tensor order then position, dead entries never chosen."""
+"""Removing the k smallest magnitudes across tensors without a full sort: exact, ties broken
+by tensor order then position, dead entries never revived."""
 
 import numpy as np
 import pytest
 import torch
 
-from scale_lth.pruning.selection import smallest_magnitudes
+from scale_lth.pruning.selection import without_smallest
+
+
+def smallest(values, alive, k):
+    """Which entries ``without_smallest`` removed: alive before, not kept after."""
+    kept = without_smallest(values, alive, k)
+    return [
+        (torch.ones_like(survivors) if keep is None else keep) & ~survivors
+        for keep, survivors in zip(alive, kept, strict=True)
+    ]
 
 
 def reference(values, alive, k):
@@ -32,7 +41,7 @@ def test_small_inputs_match_a_stable_sort(k):
     alive = [torch.rand(10, 12, generator=generator) < 0.8, None]
     alive_count = int(alive[0].sum()) + 200
     k = min(k, alive_count)
-    ours = smallest_magnitudes(values, alive, k)
+    ours = smallest(values, alive, k)
     assert [torch.equal(a, b) for a, b in zip(ours, reference(values, alive, k), strict=True)] == [
         True,
         True,
@@ -48,9 +57,10 @@ def test_large_inputs_choose_exactly_the_k_smallest(quantile):
     ]
     alive = [None, torch.rand(600, 1000, generator=generator) < 0.5]
     k = int(quantile * (1_500_000 + int(alive[1].sum())))
-    chosen = smallest_magnitudes(values, alive, k)
+    kept = without_smallest(values, alive, k)
+    assert not bool((kept[1] & ~alive[1]).any())  # dead entries stay dead
+    chosen = smallest(values, alive, k)
     assert sum(int(c.sum()) for c in chosen) == k
-    assert not bool((chosen[1] & ~alive[1]).any())
     picked = torch.cat([values[0].abs()[chosen[0]], values[1].abs()[chosen[1]]])
     rest = torch.cat([values[0].abs()[~chosen[0]], values[1].abs()[alive[1] & ~chosen[1]]])
     assert picked.max() <= rest.min()
@@ -60,7 +70,7 @@ def test_large_inputs_with_heavy_ties_take_the_earliest_positions():
     generator = torch.Generator().manual_seed(0)
     values = [torch.randint(0, 4, (1_200_000,), generator=generator).float(), torch.ones(900_000)]
     k = 700_001
-    chosen = smallest_magnitudes(values, [None, None], k)
+    chosen = smallest(values, [None, None], k)
     assert sum(int(c.sum()) for c in chosen) == k
     flat_values = torch.cat([v.flatten() for v in values]).numpy()
     flat_chosen = torch.cat([c.flatten() for c in chosen]).numpy()
@@ -75,4 +85,4 @@ def test_large_inputs_with_heavy_ties_take_the_earliest_positions():
 
 def test_k_out_of_range_is_rejected():
     with pytest.raises(ValueError):
-        smallest_magnitudes([torch.ones(5)], [torch.tensor([True, False, True, True, True])], 5)
+        without_smallest([torch.ones(5)], [torch.tensor([True, False, True, True, True])], 5)
