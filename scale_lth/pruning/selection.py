@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -77,22 +78,32 @@ class _Split:
         self.kept = np.empty(offsets[-1], np.bool_)
         self.parts = [self.kept[offsets[i] : offsets[i + 1]] for i in range(len(values))]
 
+        local = threading.local()
+
         def run(index: int):
             start, stop, keep = offsets[index], offsets[index + 1], alive[index]
-            size = stop - start  # band buffers: only the pages written are ever touched
-            band_values, band_where = np.empty(size, np.float32), np.empty(size, np.int64)
+            size = stop - start
+            if getattr(local, "band_values", np.empty(0)).size < size:
+                # reused by this thread's later tensors: fresh pages cost (2 MB zeroed at a
+                # time under transparent huge pages) even where a few entries are written
+                local.band_values = np.empty(size, np.float32)
+                local.band_where = np.empty(size, np.int64)
             found = _split(
                 values[index],
                 None if keep is None else keep.view(np.uint8),
                 low,
                 high,
                 self.kept[start:stop].view(np.uint8),
-                band_values,
-                band_where,
+                local.band_values,
+                local.band_where,
             )
             alive_count = size if keep is None else np.count_nonzero(keep)
             below = alive_count - np.count_nonzero(self.kept[start:stop])
-            return (alive_count, below), band_values[:found], band_where[:found] + start
+            return (
+                (alive_count, below),
+                local.band_values[:found].copy(),
+                local.band_where[:found] + start,
+            )
 
         threads = max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)), len(values)))
         largest_first = sorted(range(len(values)), key=lambda index: -values[index].size)

@@ -2,8 +2,8 @@
 
 A run starts from the weights its model holds (the caller loads init or rewind weights) at
 ``start_step``: the learning-rate schedule and the data order continue from there. Pruned
-weights are zero before the first step and after every step (their gradients are zeroed before
-the optimizer sees them and the weights again after it moves). Every ``checkpoint_every``
+weights are zero before the first step and again after every optimizer step, so every forward
+pass sees them at exactly 0.0 (see scale_lth.pruning.apply). Every ``checkpoint_every``
 steps a resumable checkpoint is written into the run's folder; a run that finds one there when
 it starts (after a failure, a kill or a requeue) continues from it bit for bit.
 """
@@ -189,8 +189,6 @@ def train_run(
                 scaler.scale(loss).backward()
             else:
                 loss.backward()
-            if masked is not None:
-                masked.zero_gradients()
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()

@@ -100,7 +100,6 @@ def test_ddp_over_nccl_keeps_pruned_weights_zero_and_evaluates_across_the_group(
                     loss = F.cross_entropy(network(images).float(), labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # gradients all-reduced over NCCL
-                masked.zero_gradients()
                 optimizer.step()
                 masked.zero_weights()
         parameters = dict(model.named_parameters())
