@@ -51,7 +51,8 @@ def state(job) -> str:
 def wait_for(condition, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() > deadline:  # a hang guard, not a speed check
+            raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.1)
 
 

@@ -169,7 +169,8 @@ def test_killed_mid_level_then_rerun_finishes_with_the_same_masks(experiment, tm
         deadline = time.monotonic() + 300
         while not checkpoint.is_file():
             assert process.poll() is None, process.stderr.read()[-2000:]
-            assert time.monotonic() < deadline
+            if time.monotonic() > deadline:  # a hang guard, not a speed check
+                raise TimeoutError(f"no checkpoint at {checkpoint} within 300 s")
             time.sleep(0.02)
     finally:
         stop_session(process)
