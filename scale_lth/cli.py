@@ -7,11 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from scale_lth.config import ConfigError, load
-
-
-class UserError(Exception):
-    """A problem with what the user asked for; shown as one line, exit code 2."""
+from scale_lth.config import load
+from scale_lth.errors import UserError, WorkerError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +48,7 @@ def _lottery(args: argparse.Namespace) -> int:
     job = Job(
         replicates=range(config.replicates),
         levels=range(config.pruning.levels + 1),
-        branches=config.baselines.branches,
+        branches=[config.run_branch(method) for method in config.baselines.branches],
     )
     run_job(config, job, quiet=args.quiet)
     return 0
@@ -73,11 +70,14 @@ def parse_levels(text: str) -> list[int]:
 
 
 def _branch(args: argparse.Namespace) -> int:
+    from scale_lth.lottery.branches import BRANCHES
     from scale_lth.lottery.driver import run_job
     from scale_lth.lottery.experiment import Job
     from scale_lth.lottery.layout import Layout, RunKey
 
     config = load(args.config, args.overrides)
+    if args.name not in BRANCHES:
+        raise UserError(f"no baseline named '{args.name}'; known: {', '.join(sorted(BRANCHES))}")
     levels = parse_levels(args.levels)
     layout = Layout(config.experiment_dir)
     missing = [
@@ -92,7 +92,7 @@ def _branch(args: argparse.Namespace) -> int:
             f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
             f"run `scale-lth lottery {args.config}` first"
         )
-    job = Job(range(config.replicates), levels, branches=[args.name], trunk=False)
+    job = Job(range(config.replicates), levels, [config.run_branch(args.name)], trunk=False)
     run_job(config, job, quiet=args.quiet)
     return 0
 
@@ -174,20 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str]) -> int:
-    """Parse and run a command; bad input raises (ConfigError, DataError, UserError)."""
+    """Parse and run a command; bad input raises UserError (ConfigError, DataError)."""
     args = build_parser().parse_args(argv)
     return args.func(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The console script: bad input is one line on stderr and exit code 2."""
-    from scale_lth.data import DataError
-
+    """The console script: bad input is one line on stderr and exit code 2; a failure inside
+    the workers is one line and exit code 1."""
     try:
         return run(sys.argv[1:] if argv is None else argv)
-    except (ConfigError, DataError, UserError) as error:
+    except UserError as error:
         print(f"scale-lth: error: {error}", file=sys.stderr)
         return 2
+    except WorkerError as error:
+        print(f"scale-lth: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

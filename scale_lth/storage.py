@@ -1,16 +1,52 @@
 """Files shared by processes: writes that never leave a half-written file under the final
-name, and locks for work that only one process may do at a time."""
+name, reads that name a damaged file instead of failing somewhere inside a loader, and locks for
+work that only one process may do at a time."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from scale_lth.errors import UserError
+
+
+class DamagedFile(UserError):
+    """A result file that exists but cannot be read; the message names it and the fix."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"{path} is damaged (truncated or corrupt): delete it and run again (the run it "
+            "belongs to is redone from its last good state)"
+        )
+
+
+def load_torch(path: Path, weights_only: bool = True, mmap: bool = False) -> Any:
+    """``torch.load`` onto the CPU; a file that fails to load raises DamagedFile. With
+    ``mmap`` the archive's index and records are read and checked while tensor bytes stay on
+    disk (a cheap check of a large file)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=mmap)
+    except FileNotFoundError:
+        raise
+    except Exception:  # torch raises whatever its unpickler or zip reader meets
+        raise DamagedFile(path) from None
+
+
+def load_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError):
+        raise DamagedFile(path) from None
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:

@@ -1,7 +1,10 @@
 """A stable name for an experiment: the hash of its hashed, non-default config values.
 
 Only values that differ from the schema's defaults take part, so adding an option with a
-neutral default never renames existing results (tests pin a few hashes to catch renames).
+neutral default never renames existing results (tests pin a few hashes to catch renames). A
+baseline's own settings (fields whose metadata names a ``method``) stay out of the experiment's
+hash; they name that baseline's runs instead (``method_hash``), so changing one never renames
+the trunk.
 """
 
 from __future__ import annotations
@@ -14,26 +17,37 @@ from typing import Any
 from scale_lth.config.duration import Duration
 
 
-def non_default_values(config: Any) -> dict[str, Any]:
-    """The hashed fields of a config dataclass whose values differ from their defaults."""
+def non_default_values(config: Any, method: str | None = None) -> dict[str, Any]:
+    """The hashed fields of a config dataclass whose values differ from their defaults: the
+    experiment's (``method=None``) or those of one method's own settings."""
     values: dict[str, Any] = {}
     for spec in dataclasses.fields(config):
         if not spec.metadata.get("hashed", True):
             continue
         value = getattr(config, spec.name)
         if dataclasses.is_dataclass(value):
-            nested = non_default_values(value)
+            nested = non_default_values(value, method)
             if nested:
                 values[spec.name] = nested
-        elif value != _default(spec):
+        elif spec.metadata.get("method") == method and value != _default(spec):
             values[spec.name] = _plain(value)
     return values
 
 
+def _digest(values: dict[str, Any], length: int) -> str:
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
 def experiment_hash(config: Any) -> str:
     """Ten hex digits of the SHA-256 of the normalised non-default values."""
-    text = json.dumps(non_default_values(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return _digest(non_default_values(config), 10)
+
+
+def method_hash(config: Any, method: str) -> str:
+    """Six hex digits naming ``method``'s non-default own settings; empty when all default."""
+    values = non_default_values(config, method)
+    return _digest(values, 6) if values else ""
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:

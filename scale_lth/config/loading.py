@@ -18,9 +18,10 @@ import yaml
 
 from scale_lth.config.duration import Duration
 from scale_lth.config.schema import Config
+from scale_lth.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad config; the message is one line naming the source, the key and the fix."""
 
 
@@ -82,7 +83,7 @@ def _override(config: Any, dotted: str, value: Any, source: str, prefix: str = "
     elif dataclasses.is_dataclass(current):
         new = _build(hint, value, source, prefix=f"{prefix}{head}.")
     else:
-        new = _coerce(value, hint, source, f"{prefix}{head}")
+        new = _coerce(value, hint, source, f"{prefix}{head}", fields[head])
     return dataclasses.replace(config, **{head: new})
 
 
@@ -100,7 +101,7 @@ def _build(cls: type, tree: Any, source: str, prefix: str) -> Any:
         if dataclasses.is_dataclass(hint):
             values[key] = _build(hint, value, source, prefix=f"{prefix}{key}.")
         else:
-            values[key] = _coerce(value, hint, source, f"{prefix}{key}")
+            values[key] = _coerce(value, hint, source, f"{prefix}{key}", fields[key])
     return cls(**values)
 
 
@@ -115,11 +116,19 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
+def _coerce(value: Any, hint: Any, source: str, key: str, spec: dataclasses.Field) -> Any:
     try:
-        return _convert(value, hint)
+        converted = _convert(value, hint)
     except (TypeError, ValueError):
         raise ConfigError(f"{source}: '{key}' must be {_describe(hint)}, got {value!r}") from None
+    rule = spec.metadata.get("valid")
+    if rule is not None:
+        test, wanted = rule
+        items = converted.values() if isinstance(converted, dict) else converted
+        for item in items if isinstance(converted, (list, dict)) else [converted]:
+            if item is not None and not test(item):
+                raise ConfigError(f"{source}: '{key}' must be {wanted}, got {item!r}")
+    return converted
 
 
 def _convert(value: Any, hint: Any) -> Any:

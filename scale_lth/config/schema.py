@@ -1,22 +1,51 @@
 """The experiment schema: one frozen dataclass per config section, a help string per field.
 
-Fields marked ``hashed=False`` say where or how an experiment runs, not what it computes;
-they never change the experiment's hash (and so its output folder).
+Fields marked ``hashed=False`` say where, how or how far an experiment runs, not what it
+computes; they never change the experiment's hash (and so its output folder). Fields marked
+``method=NAME`` are one baseline's own settings: they name that baseline's runs, never the
+experiment (see scale_lth.config.hashing).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from scale_lth.config.duration import Duration
-from scale_lth.config.hashing import experiment_hash, flatten
+from scale_lth.config.hashing import experiment_hash, flatten, method_hash
+
+Rule = tuple[Callable[[Any], bool], str]  # a test of a value, and what it asks for
 
 
-def option(default, help: str, hashed: bool = True):
-    """A config field with its help text; mutable defaults are copied per instance."""
-    metadata = {"help": help, "hashed": hashed}
+def at_least(low: int) -> Rule:
+    return (lambda value: value >= low, f">= {low}")
+
+
+def interval(low: float, high: float, closed_low: bool = False, closed_high: bool = False) -> Rule:
+    """Values from ``low`` to ``high``, each end in or out, written as in mathematics."""
+
+    def test(value: float) -> bool:
+        above = value >= low if closed_low else value > low
+        below = value <= high if closed_high else value < high
+        return above and below
+
+    if high == float("inf"):
+        return (test, f"{'>=' if closed_low else '>'} {low}")
+    return (test, f"in {'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}")
+
+
+def option(
+    default,
+    help: str,
+    hashed: bool = True,
+    method: str | None = None,
+    valid: Rule | None = None,
+):
+    """A config field with its help text; ``valid`` is a rule every value must meet (a value
+    in a list or mapping, each one); mutable defaults are copied per instance."""
+    metadata = {"help": help, "hashed": hashed, "method": method, "valid": valid}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -32,27 +61,35 @@ class DataConfig:
     path: str = option(
         "", "folder with train/val(/test).beton; empty: <data_root>/<dataset>", hashed=False
     )
-    batch_size: int = option(60, "global minibatch size, split evenly over the workers")
+    batch_size: int = option(
+        60, "global minibatch size, split evenly over the workers", valid=at_least(1)
+    )
     resolution: int | None = option(None, "training image side for ImageNet crops; none: 224")
     eval_resolution: int | None = option(None, "evaluation center-crop side; none: 224")
-    loader_workers: int = option(2, "FFCV decoding threads per training worker", hashed=False)
+    loader_workers: int = option(
+        2, "FFCV decoding threads per training worker", hashed=False, valid=at_least(1)
+    )
     os_cache: bool = option(True, "map the .beton into the shared page cache", hashed=False)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = option("lenet300", "registry name: see `scale_lth.models.names()`")
-    num_classes: int | None = option(None, "output classes; none: taken from the data")
-    dropout: float = option(0.0, "dropout after hidden FC layers (conv2/4/6)")
+    num_classes: int | None = option(
+        None, "output classes; none: taken from the data", valid=at_least(1)
+    )
+    dropout: float = option(
+        0.0, "dropout after hidden FC layers (conv2/4/6)", valid=interval(0, 1, closed_low=True)
+    )
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     optimizer: Literal["sgd", "adam"] = option("sgd", "optimizer")
-    lr: float = option(0.1, "peak learning rate")
-    momentum: float = option(0.0, "SGD momentum")
+    lr: float = option(0.1, "peak learning rate", valid=interval(0, float("inf")))
+    momentum: float = option(0.0, "SGD momentum", valid=interval(0, 1, closed_low=True))
     nesterov: bool = option(False, "Nesterov momentum (SGD)")
-    weight_decay: float = option(0.0, "L2 weight decay")
+    weight_decay: float = option(0.0, "L2 weight decay", valid=at_least(0))
     duration: Duration = option(Duration.parse("40ep"), "training length per run")
     lr_schedule: Literal["constant", "step", "linear"] = option(
         "constant",
@@ -60,9 +97,11 @@ class TrainingConfig:
         "down to 0 at the end)",
     )
     milestones: list[Duration] = option([], "step schedule: where the rate is multiplied by gamma")
-    gamma: float = option(0.1, "step schedule factor")
+    gamma: float = option(0.1, "step schedule factor", valid=interval(0, 1, closed_high=True))
     warmup: Duration = option(Duration.parse("0it"), "linear warmup from 0 to lr")
-    label_smoothing: float = option(0.0, "cross-entropy label smoothing")
+    label_smoothing: float = option(
+        0.0, "cross-entropy label smoothing", valid=interval(0, 1, closed_low=True)
+    )
     eval_every: Duration = option(Duration.parse("100it"), "evaluate every this many steps")
     checkpoint_every: Duration = option(
         Duration.parse("1ep"), "how often a resumable checkpoint is saved", hashed=False
@@ -75,13 +114,24 @@ class TrainingConfig:
 class PruningConfig:
     strategy: Literal["magnitude"] = option("magnitude", "how a level chooses what to remove")
     scope: Literal["global", "layer"] = option("global", "rank globally or within each layer")
-    fraction: float = option(0.2, "fraction of the remaining weights removed per level")
-    layer_fractions: dict[str, float] = option(
-        {}, "per-layer rates: parameter-name pattern (fnmatch) -> fraction; first match wins"
+    fraction: float = option(
+        0.2, "fraction of the remaining weights removed per level", valid=interval(0, 1)
     )
-    output_fraction: float | None = option(None, "rate for the output layer; none: as the rest")
+    layer_fractions: dict[str, float] = option(
+        {},
+        "per-layer rates: parameter-name pattern (fnmatch) -> fraction; first match wins",
+        valid=interval(0, 1),
+    )
+    output_fraction: float | None = option(
+        None, "rate for the output layer; none: as the rest", valid=interval(0, 1)
+    )
     ignore: list[str] = option([], "parameter-name patterns never pruned (on top of the model's)")
-    levels: int = option(20, "pruning levels after the dense level 0")
+    levels: int = option(
+        20,
+        "pruning levels after the dense level 0 (raising it trains only the new ones)",
+        hashed=False,
+        valid=at_least(0),
+    )
 
 
 @dataclass(frozen=True)
@@ -94,12 +144,16 @@ class BaselinesConfig:
     branches: list[Branch] = option(
         [], "baselines trained at every level's density (adding one keeps the trunk)", hashed=False
     )
-    snip_batches: int = option(1, "minibatches SNIP scores are summed over")
+    snip_batches: int = option(
+        1, "minibatches SNIP scores are summed over", method="snip", valid=at_least(1)
+    )
 
 
 @dataclass(frozen=True)
 class ScalingConfig:
-    num_workers: int = option(2, "Ray Train workers (one per GPU on a cluster)", hashed=False)
+    num_workers: int = option(
+        2, "Ray Train workers (one per GPU on a cluster)", hashed=False, valid=at_least(1)
+    )
     parallelism: Literal["ddp", "replicates"] = option(
         "ddp",
         "ddp: all workers train each run together; replicates: each worker trains whole "
@@ -107,9 +161,11 @@ class ScalingConfig:
         hashed=False,
     )
     use_gpu: bool = option(False, "one GPU per worker, NCCL", hashed=False)
-    cpus_per_worker: int = option(1, "CPUs reserved per worker", hashed=False)
+    cpus_per_worker: int = option(1, "CPUs reserved per worker", hashed=False, valid=at_least(1))
     address: str = option("", "Ray address; empty: RAY_ADDRESS or a local Ray", hashed=False)
-    max_failures: int = option(2, "times Ray Train restarts failed workers", hashed=False)
+    max_failures: int = option(
+        2, "times Ray Train restarts lost workers or nodes", hashed=False, valid=at_least(0)
+    )
 
 
 @dataclass(frozen=True)
@@ -128,7 +184,7 @@ class LauncherConfig:
     account: str = option("", "SLURM account", hashed=False)
     qos: str = option("", "SLURM QoS", hashed=False)
     constraint: str = option("", "SLURM node constraint", hashed=False)
-    nodes: int = option(1, "nodes per job", hashed=False)
+    nodes: int = option(1, "nodes per job", hashed=False, valid=at_least(1))
     gpus_per_node: int = option(0, "GPUs per node", hashed=False)
     cpus_per_task: int = option(2, "CPUs per task", hashed=False)
     mem_gb: int = option(0, "memory per node in GB; 0: the partition default", hashed=False)
@@ -140,7 +196,7 @@ class LauncherConfig:
 class Config:
     name: str = option("", "experiment name; empty: the config file's stem", hashed=False)
     seed: int = option(0, "base seed; replicate r uses seed + r")
-    replicates: int = option(1, "independent replicates", hashed=False)
+    replicates: int = option(1, "independent replicates", hashed=False, valid=at_least(1))
     output_root: str = option("results", "where experiment folders go", hashed=False)
     data_root: str = option("data", "where data folders go", hashed=False)
     data: DataConfig = option(DataConfig(), "data and loaders")
@@ -157,6 +213,12 @@ class Config:
     def hash(self) -> str:
         """The experiment's stable identity (see scale_lth.config.hashing)."""
         return experiment_hash(self)
+
+    def run_branch(self, method: str) -> str:
+        """The name of ``method``'s runs: the method, plus a hash of its own settings where
+        they differ from the defaults (``snip``, ``snip-3f9a0c``)."""
+        suffix = method_hash(self, method)
+        return f"{method}-{suffix}" if suffix else method
 
     @property
     def experiment_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Making sure an experiment's data folder is written before any worker starts."""
+"""Making sure an experiment's data folder is written, and readable, before any worker starts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from scale_lth.data import sources
 from scale_lth.data.errors import DataError
-from scale_lth.data.info import DataInfo, info_path
+from scale_lth.data.info import INFO_FILE, DataInfo, info_path
 from scale_lth.data.writing import write_splits
 from scale_lth.storage import exclusive
 
@@ -15,6 +15,7 @@ WRITE_HINTS = {
     "cifar10": "--source cifar10 --root /path/to/cifar-10-batches-py",
     "mnist": "--source mnist --root /path/to/mnist",
     "synthetic": "--source synthetic --num-classes 10 --image-size 32",
+    "digits": "--source digits",
 }
 
 
@@ -37,4 +38,45 @@ def ensure_written(folder: Path, dataset: str) -> DataInfo:
             f"{folder} holds {info.source} data but the config says data.dataset={dataset}; "
             "fix data.dataset or data.path"
         )
+    for split in info.splits:
+        check_beton(info.beton(folder, split), info.splits[split], info.num_classes, dataset)
     return info
+
+
+def check_beton(path: Path, samples: int, classes: int, dataset: str) -> None:
+    """The file's header, fields, labels and allocation table are whole and as ``info.json``
+    says, without reading its images."""
+    from ffcv.reader import Reader
+
+    hint = WRITE_HINTS[dataset]
+    fix = f"write the data again with `scale-lth data write {hint} --out {path.parent} --overwrite`"
+    if not path.is_file():
+        raise DataError(f"{path}: missing, though {INFO_FILE} lists it; {fix}")
+    try:
+        reader = Reader(str(path))
+        table = reader.alloc_table
+        complete = (
+            len(reader.metadata) == reader.num_samples
+            and len(table) > 0
+            and int((table["ptr"] + table["size"]).max()) <= path.stat().st_size
+        )
+    except Exception as error:  # FFCV raises whatever numpy meets in a damaged file
+        raise DataError(f"{path}: not a readable .beton ({type(error).__name__}); {fix}") from None
+    if not complete:
+        raise DataError(f"{path}: truncated .beton (its data ends early); {fix}")
+    missing = {"image", "label"} - set(reader.field_names)
+    if missing:
+        raise DataError(
+            f"{path}: has fields {', '.join(reader.field_names)}, lacks "
+            f"{', '.join(sorted(missing))}; {fix}"
+        )
+    if reader.num_samples != samples:
+        raise DataError(
+            f"{path}: holds {reader.num_samples} examples, {INFO_FILE} says {samples}; {fix}"
+        )
+    labels = reader.metadata[f"f{reader.field_names.index('label')}"]
+    if labels.min() < 0 or labels.max() >= classes:
+        raise DataError(
+            f"{path}: holds labels {labels.min()} to {labels.max()}, {INFO_FILE} says {classes} "
+            f"classes (0 to {classes - 1}); {fix}"
+        )

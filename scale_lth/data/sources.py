@@ -166,7 +166,10 @@ def imagefolder(root: Path) -> dict[str, Split]:
         p.name for p in (root / "val").iterdir() if p.is_dir() and p.name not in classes
     )
     if unknown:
-        raise DataError(f"{root / 'val'}: class folders not in train/: {', '.join(unknown[:5])}")
+        raise DataError(
+            f"{root / 'val'}: class folders not in train/: {', '.join(unknown[:5])}; every val "
+            "class needs a train/ folder of the same name (fix the names or remove them)"
+        )
     splits = {}
     for split in ("train", "val"):
         files, labels = _image_files(root / split, classes)

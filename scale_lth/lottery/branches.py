@@ -52,7 +52,8 @@ def snip(experiment: Experiment, key: RunKey) -> Start:
     ticket = experiment.ticket_mask(key)
 
     def choose():
-        model = experiment.network(init)
+        # scored where the minibatches are (the worker's device)
+        model = experiment.network(init).to(experiment.session.device)
         inputs, targets = experiment.snip_batches(key.replicate)
         return snip_prune(
             model, inputs, targets, density=ticket.num_kept / ticket.num_total, names=list(ticket)

@@ -4,7 +4,6 @@ finished, run the rest on Ray, and say what it cost."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from functools import partial
@@ -13,10 +12,12 @@ from pathlib import Path
 import yaml
 
 from scale_lth.config import Config, ConfigError
-from scale_lth.data import DataInfo, ensure_written
+from scale_lth.data import ensure_written
+from scale_lth.lottery import preflight
 from scale_lth.lottery.branches import BRANCHES
 from scale_lth.lottery.experiment import Job, Observer
 from scale_lth.lottery.layout import Layout, RunKey
+from scale_lth.lottery.network import build_network
 from scale_lth.progress import ConsoleProgress
 
 
@@ -33,49 +34,14 @@ def absolute_paths(config: Config) -> Config:
     )
 
 
-def iterations_per_epoch(config: Config, info: DataInfo) -> int:
-    """Optimizer steps per epoch: each worker's shard in whole per-worker batches."""
-    workers = config.scaling.num_workers
-    per_worker = math.ceil(info.splits["train"] / workers)
-    return per_worker // (config.data.batch_size // workers)
-
-
-def validate(config: Config, info: DataInfo, job: Job) -> None:
-    """Stop before any work on a config that cannot run, naming the key and the fix."""
-    workers = config.scaling.num_workers
-    if config.data.batch_size % workers:
-        raise ConfigError(
-            f"data.batch_size {config.data.batch_size} must divide evenly over "
-            f"scaling.num_workers {workers}"
-        )
-    per_epoch = iterations_per_epoch(config, info)
-    if per_epoch < 1:
-        raise ConfigError(
-            f"data.batch_size {config.data.batch_size} exceeds the {info.splits['train']} "
-            "training examples: lower it"
-        )
-    total = config.training.duration.iterations(per_epoch)
-    rewind = config.rewinding.step.iterations(per_epoch)
-    if total < 1:
-        raise ConfigError("training.duration must be at least one iteration")
-    if rewind >= total:
-        raise ConfigError(
-            f"rewinding.step {config.rewinding.step} ({rewind} it) must come before the end of "
-            f"training.duration {config.training.duration} ({total} it)"
-        )
-    unknown = sorted(set(job.branches) - set(BRANCHES))
-    if unknown:
-        raise ConfigError(
-            f"unknown baseline(s) {', '.join(unknown)}; known: {', '.join(sorted(BRANCHES))}"
-        )
-
-
 def write_config(config: Config) -> None:
-    """The resolved config beside the results, for people (results are found by hash)."""
+    """The resolved config beside the results, for people (results are found by hash), and the
+    identity a later invocation checks the folder against."""
     path = config.experiment_dir / "config.yaml"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config.flat(), sort_keys=False))
+    preflight.write_identity(config)
 
 
 def chief_observers(config: Config, quiet: bool) -> list[Observer]:
@@ -96,9 +62,7 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
 
     started = time.perf_counter()
     config = absolute_paths(config)
-    info = ensure_written(config.data_dir, config.data.dataset)
-    validate(config, info, job)
-    layout = Layout(config.experiment_dir)
+    layout = check(config, job)
     before = set(layout.finished())
     todo = [key for key in job.keys() if key not in before]
     config = mlflow_tracker.prepare(config)
@@ -125,6 +89,28 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
             f"{overhead:.1f} s ({100 * overhead / wall:.1f}% of the wall time)"
         )
     return finished
+
+
+def check(config: Config, job: Job) -> Layout:
+    """Every check that can fail on the input, before Ray starts or a result is written."""
+    from scale_lth.tracking import mlflow_tracker
+
+    preflight.check_model(config)
+    unknown = sorted({RunKey(0, 1, branch).method for branch in job.branches} - set(BRANCHES))
+    if unknown:
+        raise ConfigError(
+            f"unknown baseline(s) {', '.join(unknown)}; known: {', '.join(sorted(BRANCHES))}"
+        )
+    preflight.check_ray(config)
+    preflight.check_tracking(config, mlflow_tracker.tracking_uri(config))
+    info = ensure_written(config.data_dir, config.data.dataset)
+    preflight.check_data(config, info)
+    preflight.check_identity(config)
+    probe = build_network(config, info, seed=0)
+    layout = Layout(config.experiment_dir)
+    preflight.check_results(layout, job.keys(), probe, config)
+    preflight.check_disk(config, probe, runs_per_level=1 + len(job.branches))
+    return layout
 
 
 def report(config: Config, finished: list[RunKey]) -> None:

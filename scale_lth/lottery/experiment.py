@@ -25,7 +25,7 @@ from scale_lth.lottery.layout import MAIN, Layout, RunKey
 from scale_lth.lottery.network import build_network, layer_rates, pruned_names
 from scale_lth.lottery.pruning import prune_level
 from scale_lth.pruning import Mask
-from scale_lth.storage import atomic_torch_save
+from scale_lth.storage import atomic_torch_save, load_torch
 from scale_lth.training.loop import RunData, train_run
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints
@@ -139,10 +139,15 @@ class Experiment:
     def replicate_seed(self, replicate: int) -> int:
         return self.config.seed + replicate
 
-    def derived_seed(self, key: RunKey) -> int:
-        """A seed of its own for each (replicate, level, branch)."""
-        text = f"{self.replicate_seed(key.replicate)}/{key.level}/{key.branch}"
+    def derived_seed(self, key: RunKey, purpose: str = "") -> int:
+        """A seed of its own for each (replicate, level, branch) and purpose."""
+        text = f"{self.replicate_seed(key.replicate)}/{key.level}/{key.branch}{purpose}"
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+    def seed_training(self, key: RunKey) -> None:
+        """The run's own random streams (dropout, on CPU and every GPU), one per rank; a resumed
+        run replaces them with its checkpoint's."""
+        torch.manual_seed(self.derived_seed(key, f"/training/rank{self.session.rank}"))
 
     def network(self, weights: dict[str, torch.Tensor] | None = None, seed: int = 0) -> nn.Module:
         model = build_network(self.config, self.info, seed)
@@ -157,7 +162,7 @@ class Experiment:
         return _load_weights(self.layout.init_path(replicate))
 
     def rewind_point(self, replicate: int) -> tuple[dict[str, torch.Tensor], int]:
-        saved = torch.load(self.layout.rewind_path(replicate), map_location="cpu")
+        saved = load_torch(self.layout.rewind_path(replicate))
         return saved["model"], saved["step"]
 
     def shared_mask(self, key: RunKey, choose: Callable[[], Mask]) -> Mask:
@@ -215,13 +220,14 @@ class Experiment:
     def run(self, key: RunKey) -> None:
         if self.layout.is_done(key):
             return
-        start = self.ticket_start(key) if key.branch == MAIN else BRANCHES[key.branch](self, key)
+        start = self.ticket_start(key) if key.branch == MAIN else BRANCHES[key.method](self, key)
         model = self.network(start.weights)
         training = self.config.training
         total = training.duration.iterations(self.iterations_per_epoch())
         density = 1.0 if start.mask is None else start.mask.density
         for observer in self.observers:
             observer.run_started(key, density, total)
+        self.seed_training(key)
         result = train_run(
             model,
             self.run_data(key.replicate),
@@ -244,6 +250,8 @@ class Experiment:
                 "kept": kept,
                 "start_step": start.step,
                 "total_steps": total,
+                "world_size": self.session.world_size,
+                "per_worker_batch": self.per_worker_batch(),
                 "resumed_from": result.resumed_from,
                 "seconds": result.seconds,
                 **result.history.summary(),
@@ -267,4 +275,4 @@ class Experiment:
 
 
 def _load_weights(path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu")
+    return load_torch(path)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scale_lth.storage import load_json
+
 MAIN = "main"
 
 
@@ -21,6 +23,11 @@ class RunKey:
     replicate: int
     level: int
     branch: str = MAIN
+
+    @property
+    def method(self) -> str:
+        """The method this run trains (its branch name less any settings suffix)."""
+        return self.branch.split("-", 1)[0]
 
     @property
     def run_id(self) -> str:
@@ -56,7 +63,7 @@ class Layout:
         return self.metrics_path(key).is_file()
 
     def read_metrics(self, key: RunKey) -> dict[str, Any]:
-        return json.loads(self.metrics_path(key).read_text())
+        return load_json(self.metrics_path(key))
 
     def write_metrics(self, key: RunKey, metrics: dict[str, Any]) -> None:
         path = self.metrics_path(key)

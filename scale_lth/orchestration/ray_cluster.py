@@ -4,8 +4,9 @@ A head binds every port it opens to ports chosen free at start (so two heads can
 machine) and keeps its files under a short temporary folder of its own. Its processes are
 found by that folder or its GCS address in their command lines, plus all their descendants;
 stopping sends SIGTERM to exactly those PIDs, then SIGKILL to any left, never a broad
-``ray stop``. Used inside SLURM allocations (head on the first node, workers on the others)
-and by the tests' Ray head.
+``ray stop``. Every node of a cluster runs with the cluster's auth token (see ray_auth): a head
+makes a new one unless given the file its nodes share. Used inside SLURM allocations (head on
+the first node, workers on the others) and by the tests' Ray head.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import psutil
 
+from scale_lth.orchestration.ray_auth import create_token, token_environment
+
 READY_SECONDS = 120
 
 
@@ -37,14 +40,15 @@ def ray_executable() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-def environment() -> dict[str, str]:
-    """This environment's bin folder first on PATH (Ray's workers and job entrypoints inherit it),
-    and no usage reporting."""
+def environment(token: Path) -> dict[str, str]:
+    """This environment's bin folder first on PATH (Ray's workers and job entrypoints inherit
+    it), no usage reporting, and the cluster's auth token."""
     bin_dir = str(Path(sys.executable).parent)
     return {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "RAY_AUTH_TOKEN"},
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "RAY_USAGE_STATS_ENABLED": "0",
+        **token_environment(token),
     }
 
 
@@ -55,8 +59,13 @@ class RayNode:
     temp_dir: Path
     address: str  # host:port of the cluster's GCS
     marker: str  # a string in the command line of each process this node started
+    token: Path  # the cluster's auth token file
     dashboard: str = ""  # http://host:port (heads only)
     pids: set[int] = field(default_factory=set)
+
+    def client_environment(self) -> dict[str, str]:
+        """The environment of a client of this cluster (``ray job submit``, a driver)."""
+        return environment(self.token)
 
     def processes(self) -> list[psutil.Process]:
         """This node's processes: those naming its marker or its GCS, and their descendants."""
@@ -110,10 +119,10 @@ def _short_temp_dir(label: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"ray-{label}-", dir="/tmp"))
 
 
-def _run_ray_start(arguments: list[str], temp_dir: Path) -> None:
+def _run_ray_start(arguments: list[str], temp_dir: Path, token: Path) -> None:
     result = subprocess.run(
         [ray_executable(), "start", *arguments, f"--temp-dir={temp_dir}"],
-        env=environment(),
+        env=environment(token),
         capture_output=True,
         text=True,
     )
@@ -123,9 +132,13 @@ def _run_ray_start(arguments: list[str], temp_dir: Path) -> None:
         raise RuntimeError("ray start failed: " + " | ".join(tail))
 
 
-def start_head(host: str, num_cpus: int, num_gpus: int | None = None) -> RayNode:
-    """``ray start --head`` on ``host`` with free ports; returns once its GCS answers."""
+def start_head(
+    host: str, num_cpus: int, num_gpus: int | None = None, token: Path | None = None
+) -> RayNode:
+    """``ray start --head`` on ``host`` with free ports and the auth token in ``token`` (none:
+    a new one in the head's private folder); returns once its GCS answers."""
     temp_dir = _short_temp_dir("head")
+    token = token or create_token(temp_dir / "auth_token")
     gcs, dashboard = free_port(host), free_port(host)
     arguments = [
         "--head",
@@ -143,14 +156,19 @@ def start_head(host: str, num_cpus: int, num_gpus: int | None = None) -> RayNode
     ]
     if num_gpus is not None:
         arguments.append(f"--num-gpus={num_gpus}")
-    _run_ray_start(arguments, temp_dir)
-    node = RayNode(temp_dir, f"{host}:{gcs}", str(temp_dir), dashboard=f"http://{host}:{dashboard}")
+    _run_ray_start(arguments, temp_dir, token)
+    node = RayNode(
+        temp_dir, f"{host}:{gcs}", str(temp_dir), token, dashboard=f"http://{host}:{dashboard}"
+    )
     node.record()
     return node
 
 
-def start_worker(head: str, host: str, num_cpus: int, num_gpus: int | None = None) -> RayNode:
-    """``ray start --address=head`` on this machine, retrying while the head comes up."""
+def start_worker(
+    head: str, host: str, num_cpus: int, token: Path, num_gpus: int | None = None
+) -> RayNode:
+    """``ray start --address=head`` on this machine with the cluster's token file, retrying
+    while the head comes up."""
     temp_dir = _short_temp_dir("worker")
     arguments = [f"--address={head}", f"--node-ip-address={host}", f"--num-cpus={num_cpus}"]
     if num_gpus is not None:
@@ -158,13 +176,13 @@ def start_worker(head: str, host: str, num_cpus: int, num_gpus: int | None = Non
     deadline = time.monotonic() + READY_SECONDS
     while True:
         try:
-            _run_ray_start(arguments, temp_dir)
+            _run_ray_start(arguments, temp_dir, token)
             break
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise
             temp_dir = _short_temp_dir("worker")
             time.sleep(2)
-    node = RayNode(temp_dir, head, str(temp_dir))
+    node = RayNode(temp_dir, head, str(temp_dir), token)
     node.record()
     return node

@@ -1,23 +1,33 @@
 """Running an experiment's job on a Ray Train worker group: one ``TorchTrainer.fit()`` for
 all of it, so the ~14 s worker start is paid once per invocation, not once per run.
 
-Ray owns the process group (gloo on CPU, NCCL on GPU). Checkpoints are persisted under
-``<experiment>/ray`` and come back through ``ray.train.get_checkpoint()`` after a worker
-failure (``scaling.max_failures``) or when the same experiment is started again.
+Ray owns the process group (gloo on CPU, NCCL on GPU). Resumable checkpoints live in each
+run's folder (scale_lth.training.state), not in Ray's storage: when Ray Train restarts a failed
+worker group (``scaling.max_failures``), or the experiment is started again, the loop finds
+them there and continues.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from scale_lth.config import Config
 from scale_lth.console import say
+from scale_lth.errors import WorkerError
 from scale_lth.lottery.experiment import Experiment, Job, Observer
+from scale_lth.lottery.preflight import check_placement
+from scale_lth.orchestration.failures import FailureFile, one_line
+from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
 from scale_lth.training.session import RaySession, Session
 
 
@@ -34,6 +44,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     ``scaling.parallelism: replicates``, its share of the replicates); the worker in charge of
     a run reports its progress."""
     config: Config = loop_config["config"]
+    failure: FailureFile = loop_config["failure"]
+    if failure.recorded():
+        return  # an earlier attempt met an error that would only happen again
     quiet_ray_train_logs()
     job: Job = loop_config["job"]
     session: Session = RaySession()
@@ -43,23 +56,22 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         job = dataclasses.replace(job, replicates=mine)
         session = Session(device=session.device)
     torch.set_num_threads(max(1, config.scaling.cpus_per_worker))
-    observers: list[Observer] = loop_config["observers"]() if session.is_chief else []
-    Experiment(config, session, observers).execute(job)
-
-
-def join_existing_cluster() -> None:
-    """Ray 2.60 clusters require token authentication by default (the token is in
-    ~/.ray/auth_token); a client must ask for it unless the user chose otherwise. Ray reads
-    the mode when it is first imported, so call this before that."""
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    try:
+        observers: list[Observer] = loop_config["observers"]() if session.is_chief else []
+        Experiment(config, session, observers).execute(job)
+    except Exception as error:
+        failure.record(error, session.rank)
+        raise
 
 
 def connect(config: Config) -> None:
-    """Join ``scaling.address`` (or RAY_ADDRESS, or the cluster this process runs in), else
-    start a local Ray bound to loopback."""
+    """Join ``scaling.address`` (or RAY_ADDRESS, or the cluster this process runs in) with its
+    auth token, else start a local Ray on loopback with a new token of its own."""
     address = config.scaling.address or os.environ.get("RAY_ADDRESS") or None
-    if address is not None:
-        join_existing_cluster()  # before ray is imported: it reads the mode then
+    if address is None:
+        _use_local_token()  # before ray is imported: it reads the mode then
+    else:
+        require_client_token(address)
     import ray
 
     if ray.is_initialized():
@@ -78,20 +90,44 @@ def connect(config: Config) -> None:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
 
 
+def _use_local_token() -> None:
+    """A new token for the local Ray this process starts, in a private folder removed at exit
+    (after Ray's own shutdown, which was registered later)."""
+    folder = Path(tempfile.mkdtemp(prefix="scale-lth-ray-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    use_token(create_token(folder / "auth_token"))
+
+
 def fit(config: Config, job: Job, observers) -> None:
     """Run ``job`` on ``scaling.num_workers`` Ray Train workers and wait for it."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    connect(config)  # first: it sets the auth environment that importing ray reads
+    import ray
+    from ray.train import (
+        CheckpointConfig,
+        FailureConfig,
+        RunConfig,
+        ScalingConfig,
+        TrainingFailedError,
+    )
     from ray.train.torch import TorchTrainer
 
-    connect(config)
+    resources = ray.cluster_resources()
+    where = f"at {config.scaling.address or os.environ.get('RAY_ADDRESS', 'this address')}"
+    check_placement(config, resources.get("CPU", 0), resources.get("GPU", 0), where)
     scaling = config.scaling
     say(
         f"Starting {scaling.num_workers} Ray Train workers "
         f"({'GPU, NCCL' if scaling.use_gpu else 'CPU, gloo'}); this takes about 15 s"
     )
+    failure = FailureFile(config.experiment_dir / f".worker_failure-{uuid.uuid4().hex}.json")
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config, "job": job, "observers": observers},
+        train_loop_config={
+            "config": config,
+            "job": job,
+            "observers": observers,
+            "failure": failure,
+        },
         scaling_config=ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
@@ -104,4 +140,17 @@ def fit(config: Config, job: Job, observers) -> None:
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except TrainingFailedError as error:
+        failure.raise_recorded()
+        attempts = scaling.max_failures + 1
+        raise WorkerError(f"the workers failed {attempts} times: {_root(error)}") from None
+    failure.raise_recorded()
+
+
+def _root(error: BaseException) -> str:
+    """The innermost error's line (Ray wraps a worker's exception in its own)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return one_line(error)

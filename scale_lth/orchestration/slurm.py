@@ -7,6 +7,8 @@ stops the cluster; the other tasks keep their Ray worker up until the driver is 
 that is preempted, times out or is requeued is submitted again by submitit and continues the
 experiment from what is on disk (finished runs and each run's last checkpoint). Ray processes
 are stopped by the PIDs they started, including those a killed earlier attempt left behind.
+The cluster's auth token is made new by the first node for each attempt, in the job's folder
+(shared by the nodes, mode 0600), and every node and the driver use it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import submitit
 
 from scale_lth.config import Config
 from scale_lth.console import say
+from scale_lth.orchestration.ray_auth import create_token, use_token
 from scale_lth.orchestration.ray_cluster import RayNode, start_head, start_worker
-from scale_lth.orchestration.ray_train import join_existing_cluster
 
 JOIN_SECONDS = 300
 
@@ -73,7 +75,6 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         return [*self.command, *self.overrides, *self.options]
 
     def __call__(self) -> dict:
-        join_existing_cluster()  # this process is a Ray client of the allocation's cluster
         environment = submitit.JobEnvironment()
         files = AllocationFiles(Path(str(environment.paths.folder)), str(environment.job_id))
         cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", len(os.sched_getaffinity(0))))
@@ -94,7 +95,9 @@ class ExperimentTask(submitit.helpers.Checkpointable):
     def _lead(self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, nodes: int):
         from scale_lth.cli import run
 
-        head = start_head(host, cpus, gpus)
+        token = create_token(files.token)
+        use_token(token)  # this process is the driver: a client of the allocation's cluster
+        head = start_head(host, cpus, gpus, token=token)
         files.remember(0, head)
         stop_on_sigterm(head)
         say(f"Ray head at {head.address} (dashboard {head.dashboard}); waiting for {nodes} nodes")
@@ -110,7 +113,8 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         return {"arguments": self.arguments, "nodes": nodes, "head": head.address}
 
     def _follow(self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, node: int):
-        worker = start_worker(files.head_address(), host, cpus, gpus)
+        head = files.head_address()  # announced after the token was written
+        worker = start_worker(head, host, cpus, files.token, gpus)
         files.remember(node, worker)
         stop_on_sigterm(worker)
         try:
@@ -134,6 +138,11 @@ class AllocationFiles:
 
     def _path(self, name: str) -> Path:
         return self.folder / f"{self.job_id}_{name}"
+
+    @property
+    def token(self) -> Path:
+        """The Ray cluster's auth token."""
+        return self._path("ray_token")
 
     def announce(self, address: str) -> None:
         temporary = self._path("ray_head.partial")
@@ -167,12 +176,13 @@ class AllocationFiles:
         path = self._path(f"ray_pids_{node}.json")
         if path.is_file():
             record = json.loads(path.read_text())
-            stale = RayNode(Path(record["marker"]), "", record["marker"], pids=set(record["pids"]))
+            marker = record["marker"]
+            stale = RayNode(Path(marker), "", marker, self.token, pids=set(record["pids"]))
             stale.pids = {pid for pid in stale.pids if _names(pid, record["marker"])}
             stale.stop(grace_seconds=3)
             path.unlink()
         if node == 0:
-            for name in ("ray_head", "ray_done"):
+            for name in ("ray_head", "ray_done", "ray_token"):
                 self._path(name).unlink(missing_ok=True)
 
 

@@ -4,17 +4,20 @@ array (SLURM, or the same grid with submitit's local executor), its ids are prin
 
 Cluster options come from the config's ``launcher`` section and are overridden like any other
 key: ``launcher.partition=gpu launcher.nodes=4 launcher.gpus_per_node=8``. Every task's config
-is loaded and checked before anything is submitted.
+is loaded and checked (and the partition looked up) before anything is submitted.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from scale_lth.config import ConfigError, load
+from scale_lth.config import load
+from scale_lth.errors import UserError
+from scale_lth.lottery.preflight import check_model
 from scale_lth.orchestration.slurm import ExperimentTask, executor
 
 
@@ -53,10 +56,14 @@ def submit(tasks: Sequence[Task], config_path: str, args: argparse.Namespace) ->
     ``args.wait``, wait and return non-zero if any task failed."""
     try:
         configs = [load(config_path, [*args.overrides, *task.overrides]) for task in tasks]
-    except ConfigError as error:
+        for config in configs:
+            check_model(config)
+        runner = executor(configs[0], args.cluster)
+        if runner.cluster == "slurm":
+            check_partition(configs[0].launcher.partition)
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    runner = executor(configs[0], args.cluster)
     with runner.batch():
         jobs = [
             runner.submit(
@@ -83,6 +90,19 @@ def submit(tasks: Sequence[Task], config_path: str, args: argparse.Namespace) ->
             print(f"{job.job_id}  {job.state:<9} {task.label()}: {reason(error)}")
     print(f"{len(jobs) - failed} of {len(jobs)} tasks done")
     return 1 if failed else 0
+
+
+def check_partition(partition: str) -> None:
+    """The partition exists on the SLURM cluster ``sinfo`` reaches (empty: its default)."""
+    if not partition:
+        return
+    listed = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True)
+    known = sorted(set(listed.stdout.split()))
+    if listed.returncode == 0 and partition not in known:
+        raise UserError(
+            f"launcher.partition '{partition}' is no partition of this SLURM cluster (it has "
+            f"{', '.join(known) or 'none'}): set launcher.partition to one of them"
+        )
 
 
 def reason(error: Exception) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scale_lth.storage import atomic_torch_save
+from scale_lth.storage import atomic_torch_save, load_torch
 
 
 def _count(flags: torch.Tensor) -> int:
@@ -79,7 +79,7 @@ class Mask(Mapping[str, torch.Tensor]):
 
     @classmethod
     def load(cls, path: str | Path) -> Mask:
-        record = torch.load(Path(path), weights_only=True)
+        record = load_torch(Path(path))
         tensors = {}
         for name, entry in record.items():
             count = int(np.prod(entry["shape"]))

@@ -113,6 +113,11 @@ def train_run(
     checkpoints = Checkpoints(run_dir)
     latest = checkpoints.latest()
     state = TrainingState.read(latest, session.rank) if latest is not None else None
+    if state is not None and state.world_size != session.world_size:
+        raise ValueError(
+            f"{run_dir} was checkpointed by {state.world_size} ranks and cannot resume with "
+            f"{session.world_size}: each rank's random state is part of the checkpoint"
+        )
     if state is not None:
         model.load_state_dict(state.model)
     masked = MaskedParameters(model, mask) if mask is not None else None
@@ -163,11 +168,12 @@ def train_run(
             scaler=scaler.state_dict() if scaler is not None else None,
             history=history.rows,
             seconds=seconds,
+            world_size=session.world_size,
         )
         snapshot.write(checkpoints.folder(at), session.rank)
         session.barrier()
         if session.is_chief:
-            checkpoints.publish(at)
+            checkpoints.publish(at, session.world_size)
 
     clock = time.perf_counter()
     if state is None:

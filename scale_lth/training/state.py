@@ -4,7 +4,9 @@ Checkpoints live in the run's folder as ``resume-<step>/``, each holding ``state
 optimizer, scheduler, grad scaler, history so far; written by rank 0) and ``rng_<rank>.pt``
 (each rank's random number generators). Every rank writes its part, then after a barrier rank 0
 points ``resume.json`` at the new folder (an atomic rename) and removes older ones, so a
-reader never sees a half-written checkpoint or a mix of steps.
+reader never sees a half-written checkpoint or a mix of steps. The pointer also records the
+world size the run was trained with: a checkpoint holds one random state per rank, so a run is
+only ever resumed with that same number of ranks.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scale_lth.storage import atomic_torch_save
+from scale_lth.storage import atomic_torch_save, load_json, load_torch
 
 
 def capture_rng() -> dict[str, Any]:
@@ -49,6 +51,7 @@ class TrainingState:
     scaler: dict[str, Any] | None
     history: list[dict[str, float]]
     seconds: float  # time spent in training and evaluation steps so far
+    world_size: int = 1  # the ranks that trained it (each wrote its random state)
 
     def write(self, folder: Path, rank: int) -> None:
         """Write this rank's share of the checkpoint into ``folder``."""
@@ -61,10 +64,10 @@ class TrainingState:
     @classmethod
     def read(cls, folder: Path, rank: int) -> TrainingState:
         """The state in ``folder``; restores this rank's random number generators."""
-        state = cls(**torch.load(folder / "state.pt", weights_only=False, map_location="cpu"))
+        state = cls(**load_torch(folder / "state.pt", weights_only=False))
         rng = folder / f"rng_{rank}.pt"
         if rng.is_file():
-            restore_rng(torch.load(rng, weights_only=False))
+            restore_rng(load_torch(rng, weights_only=False))
         return state
 
 
@@ -78,17 +81,24 @@ class Checkpoints:
     def folder(self, step: int) -> Path:
         return self.run_dir / f"resume-{step:09d}"
 
-    def publish(self, step: int) -> None:
+    def publish(self, step: int, world_size: int) -> None:
         """Make step's folder the latest (rank 0, once every rank has written its part)."""
         temporary = self.pointer.with_name(".resume.json.partial")
-        temporary.write_text(json.dumps({"step": step}) + "\n")
+        temporary.write_text(json.dumps({"step": step, "world_size": world_size}) + "\n")
         os.replace(temporary, self.pointer)
         self._remove_all_but(self.folder(step))
 
+    def _record(self) -> dict[str, int] | None:
+        return load_json(self.pointer) if self.pointer.is_file() else None
+
     def latest(self) -> Path | None:
-        if not self.pointer.is_file():
-            return None
-        return self.folder(json.loads(self.pointer.read_text())["step"])
+        record = self._record()
+        return self.folder(record["step"]) if record is not None else None
+
+    def world_size(self) -> int | None:
+        """The world size of the latest checkpoint (none: no checkpoint)."""
+        record = self._record()
+        return record.get("world_size", 1) if record is not None else None
 
     def clear(self) -> None:
         """Drop every checkpoint (the run is finished)."""

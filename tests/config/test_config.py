@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,49 @@ def test_pinned_hashes():
     assert load(None).hash == "44136fa355"
     assert load(None, ["training.lr=0.4", "training.duration=90ep"]).hash == "d433fbd405"
     assert load(None, ["rewinding.step=6ep", "pruning.scope=layer"]).hash == "40a29f0b92"
+
+
+def test_how_far_an_experiment_goes_leaves_its_hash():
+    """`pruning.levels` (like `replicates`) says how far to go: raising it keeps the folder."""
+    for levels in (0, 3, 15, 40):
+        assert load(None, [f"pruning.levels={levels}"]).hash == "44136fa355"
+    layer = load(None, ["rewinding.step=6ep", "pruning.scope=layer", "pruning.levels=10"])
+    assert layer.hash == "40a29f0b92"
+
+
+def test_a_baselines_own_settings_name_its_runs_not_the_experiment():
+    base = load(None)
+    snip4 = load(None, ["baselines.snip_batches=4"])
+    assert snip4.hash == base.hash == "44136fa355"  # the trunk keeps its folder
+    assert base.run_branch("snip") == "snip"
+    assert snip4.run_branch("snip") == "snip-738cc1"  # pinned: SNIP's runs with 4 minibatches
+    assert load(None, ["baselines.snip_batches=2"]).run_branch("snip") not in (
+        "snip",
+        "snip-738cc1",
+    )
+    assert snip4.run_branch("reinit") == "reinit" and snip4.run_branch("random_prune") == (
+        "random_prune"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("pruning.fraction=1", "'pruning.fraction' must be in (0, 1), got 1.0"),
+        ("pruning.fraction=0", "'pruning.fraction' must be in (0, 1), got 0.0"),
+        ("pruning.output_fraction=1.2", "'pruning.output_fraction' must be in (0, 1), got 1.2"),
+        ("pruning.layer_fractions={'a*': -0.1}", "'pruning.layer_fractions' must be in (0, 1)"),
+        ("model.dropout=1", "'model.dropout' must be in [0, 1), got 1.0"),
+        ("training.lr=-1", "'training.lr' must be > 0, got -1.0"),
+        ("data.batch_size=0", "'data.batch_size' must be >= 1, got 0"),
+        ("baselines.snip_batches=0", "'baselines.snip_batches' must be >= 1, got 0"),
+        ("replicates=0", "'replicates' must be >= 1, got 0"),
+    ],
+)
+def test_values_outside_their_range_are_refused(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(None, [override])
+    assert load(None, ["pruning.output_fraction=null"]).pruning.output_fraction is None
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)

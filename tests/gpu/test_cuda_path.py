@@ -213,3 +213,9 @@ def test_snip_on_the_gpu_matches_the_cpu_scores_and_keeps_the_exact_count(full_f
         torch.testing.assert_close(gpu_scores[name], score, rtol=1e-4, atol=1e-10)
     mask = snip_prune(network, gpu_inputs, gpu_targets, density=0.1)
     assert mask.num_kept == round(0.1 * mask.num_total)
+
+
+def test_the_snip_baseline_scores_and_trains_inside_a_level_on_the_gpu(smoke_config):
+    from tests.lottery.test_snip_branch import run_a_level_with_snip
+
+    run_a_level_with_snip(smoke_config("training.duration=20it"), CUDA)

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 
 from scale_lth.config import load
 from scale_lth.lottery.layout import Layout
-from scale_lth.orchestration.ray_cluster import environment, ray_executable
+from scale_lth.orchestration.ray_cluster import ray_executable
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster, pytest.mark.mlflow_server]
@@ -39,7 +39,7 @@ def test_ray_job_submit_runs_the_lottery_into_the_configured_storage_and_mlflow(
             *overrides,
             "--quiet",
         ],  # fmt: skip
-        env={**environment(), "RAY_AUTH_MODE": "token"},
+        env=ray_head.client_environment(),
         capture_output=True,
         text=True,
         timeout=900,

@@ -16,6 +16,7 @@ from scale_lth.lottery.layout import Layout, RunKey
 from scale_lth.orchestration.slurm import ExperimentTask, executor
 from scale_lth.pruning import Mask
 from tests.conftest import CONFIGS, ROOT
+from tests.test_bad_input import documented, matches
 
 pytestmark = [
     pytest.mark.integration,
@@ -189,3 +190,20 @@ def test_a_requeued_task_resumes_from_its_checkpoint(sweep, slurm_cluster, mlflo
         return accounting.stdout.split()
 
     wait_for(lambda: attempts() == ["REQUEUED", "COMPLETED"], 60, "both attempts in sacct")
+
+
+def test_an_unknown_partition_is_refused_before_anything_is_submitted(slurm_cluster, tmp_path):
+    logs = tmp_path / "logs"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / "smoke_sweep.py"), "launcher.partition=nope",
+         f"launcher.log_dir={logs}", f"output_root={tmp_path / 'results'}"],
+        cwd=tmp_path, env=slurm_cluster.env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("error: "), line
+    assert matches(documented()["unknown-slurm-partition"], line.removeprefix("error: ")), line
+    assert "debug" in line  # the partitions it has
+    assert not logs.exists() and not (tmp_path / "results").exists()
+    queue = subprocess.run(["squeue", "-h"], env=slurm_cluster.env, capture_output=True, text=True)
+    assert queue.stdout.strip() == ""

@@ -3,6 +3,7 @@ masks and counts, pruned weights, MLflow runs read back, report, re-runs, branch
 
 import json
 import math
+import shutil
 import time
 
 import pytest
@@ -203,3 +204,57 @@ def test_a_baseline_can_be_added_to_an_existing_trunk(experiment, tmp_path):
     assert Mask.load(Layout(root).mask_path(RunKey(0, 2, "snip"))) == Mask.load(
         layout.mask_path(RunKey(0, 2, "snip"))
     )
+
+
+def test_raising_the_levels_trains_only_the_new_runs_in_the_same_folder(experiment, tmp_path):
+    """`pruning.levels` says how far the experiment goes: raising it keeps the folder, leaves
+    every finished file alone and trains the new level's ticket and baselines only."""
+    cwd, layout, config, _ = experiment
+    root = tmp_path / layout.root.relative_to(cwd)
+    shutil.copytree(layout.root, root)
+    untouched = {
+        path: path.stat().st_mtime_ns
+        for path in root.rglob("*")
+        if path.is_file() and "report" not in path.parts
+    }
+    extended = load(SMOKE, [*OVERRIDES, "pruning.levels=3"])
+    assert extended.experiment_dir.name == root.name
+    result = scale_lth(tmp_path, "lottery", SMOKE, *OVERRIDES, "pruning.levels=3", "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "4 of 13 runs to train" in result.stdout
+    new = set(Layout(root).finished()) - set(layout.finished())
+    assert new == {RunKey(0, 3)} | {RunKey(0, 3, branch) for branch in BRANCHES}
+    assert {path: path.stat().st_mtime_ns for path in untouched} == untouched
+    previous = Mask.load(root / RunKey(0, 2).run_id / "mask.pt").layer_kept()
+    rates = per_layer_rates(Mask.load(root / RunKey(0, 3).run_id / "mask.pt"))
+    expected = {name: kept - math.ceil(rates[name] * kept) for name, kept in previous.items()}
+    assert Mask.load(root / RunKey(0, 3).run_id / "mask.pt").layer_kept() == expected
+
+
+def test_a_worker_error_that_would_recur_ends_the_command_without_retries(experiment, tmp_path):
+    """The rewind weights are damaged while level 0 still trains: level 1's workers cannot
+    load them. The command ends with that error in one line and exit code 1, after one
+    worker-group restart that finds the error recorded (max_failures=2 would make three)."""
+    _, uninterrupted, _, _ = experiment
+    layout = Layout(tmp_path / uninterrupted.root.relative_to(uninterrupted.root.parents[1]))
+    process = start(tmp_path, "lottery", SMOKE, *OVERRIDES, "scaling.max_failures=2", "--quiet")
+    rewind = layout.rewind_path(0)
+    try:
+        deadline = time.monotonic() + 300
+        while not rewind.is_file():
+            if process.poll() is not None or time.monotonic() > deadline:  # a hang guard
+                raise TimeoutError(f"no {rewind} while the lottery ran")
+            time.sleep(0.02)
+        rewind.write_bytes(b"not a checkpoint")
+        stdout, stderr = process.communicate(timeout=600)  # a hang guard, not a speed check
+    finally:
+        stop_session(process)
+    assert process.returncode == 1, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last == (
+        f"scale-lth: error: a worker (rank 0) failed: DamagedFile: {rewind} is damaged "
+        "(truncated or corrupt): delete it and run again (the run it belongs to is redone "
+        "from its last good state)"
+    )
+    assert (stdout + stderr).count("Started training worker group") == 2
+    assert layout.is_done(RunKey(0, 0)) and not layout.is_done(RunKey(0, 1))

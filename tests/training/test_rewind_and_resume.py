@@ -8,6 +8,7 @@ from scale_lth.lottery.experiment import Experiment, Job, Observer
 from scale_lth.lottery.layout import RunKey
 from scale_lth.training.loop import train_run
 from scale_lth.training.session import Session
+from scale_lth.training.state import Checkpoints
 
 SCHEDULE = [
     "training.optimizer=sgd",
@@ -99,3 +100,43 @@ def test_a_run_resumed_from_its_checkpoint_ends_bitwise_equal(smoke_config, tmp_
     assert all(torch.equal(final[name], expected[name]) for name in expected)
     assert metrics["history"] == whole.layout.read_metrics(key)["history"]
     assert not list(resumed.layout.run_dir(key).glob("resume*"))  # checkpoints cleared
+
+
+class FirstStreams(Observer):
+    """The torch random state each run starts training with (its first evaluation comes before
+    any step, and evaluation draws no dropout)."""
+
+    def __init__(self) -> None:
+        self.states: dict[RunKey, torch.Tensor] = {}
+
+    def evaluated(self, key, row):
+        self.states.setdefault(key, torch.get_rng_state())
+
+
+def test_each_run_draws_dropout_from_a_stream_of_its_own(smoke_config):
+    config = smoke_config("model.name=conv2", "model.dropout=0.5", "training.duration=20it")
+    streams = FirstStreams()
+    Experiment(config, Session(), [streams]).execute(Job([0, 1], [0, 1], branches=["reinit"]))
+    states = list(streams.states.values())
+    assert len(states) == 2 * 3
+    assert all(not torch.equal(a, b) for i, a in enumerate(states) for b in states[i + 1 :])
+
+
+def test_a_run_is_never_resumed_with_another_world_size(smoke_config, tmp_path):
+    config = smoke_config(*SCHEDULE, "training.checkpoint_every=10it")
+    stopped = Experiment(config, Session(), [StopAt(30)])
+    with pytest.raises(KeyboardInterrupt):
+        stopped.execute(Job([0], [0]))
+    run_dir = stopped.layout.run_dir(RunKey(0, 0))
+    assert Checkpoints(run_dir).world_size() == 1
+    with pytest.raises(ValueError, match="checkpointed by 1 ranks and cannot resume with 2"):
+        train_run(
+            stopped.network(),
+            stopped.run_data(0),
+            config.training,
+            Session(rank=0, world_size=2),
+            run_dir=run_dir,
+        )
+    Experiment(config, Session()).execute(Job([0], [0]))
+    metrics = stopped.layout.read_metrics(RunKey(0, 0))
+    assert metrics["world_size"] == 1 and metrics["per_worker_batch"] == config.data.batch_size

@@ -1,0 +1,260 @@
+"""Everything the driver checks before any work starts: the model the config names, the data
+against the config, the experiment's folder (whose config wrote it, whether its files load,
+whether checkpoints can resume), the disk, and the services it will use.
+
+Each failure is a UserError: one line naming the problem and the fix, exit code 2, raised
+before Ray starts or any file is written. docs/errors.md lists every message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from scale_lth import models
+from scale_lth.config import Config, ConfigError
+from scale_lth.config.hashing import non_default_values
+from scale_lth.data import DataInfo
+from scale_lth.errors import UserError
+from scale_lth.lottery.layout import MAIN, Layout, RunKey
+from scale_lth.lottery.network import pruned_names
+from scale_lth.orchestration.ray_auth import require_client_token
+from scale_lth.pruning import Mask
+from scale_lth.storage import load_json, load_torch
+from scale_lth.training.state import Checkpoints
+
+IDENTITY_FILE = "identity.json"
+CONNECT_SECONDS = 5.0
+
+
+# ----- the config alone --------------------------------------------------------------------
+def check_model(config: Config) -> None:
+    """The model exists and takes the options the config gives it."""
+    name = config.model.name
+    if name not in models.names():
+        raise ConfigError(
+            f"model.name '{name}' is no model here; known: {', '.join(models.names())}"
+        )
+    if config.model.dropout and "dropout" not in models.options(name):
+        raise ConfigError(
+            f"model.dropout: {name} has no dropout (only conv2/4/6 do); remove model.dropout"
+        )
+
+
+def world_size(config: Config) -> int:
+    """The ranks that train each run: all workers under DDP, one with ``replicates``."""
+    return 1 if config.scaling.parallelism == "replicates" else config.scaling.num_workers
+
+
+# ----- the data ----------------------------------------------------------------------------
+def iterations_per_epoch(config: Config, info: DataInfo) -> int:
+    """Optimizer steps per epoch: each worker's shard in whole per-worker batches."""
+    workers = world_size(config)
+    per_worker = math.ceil(info.splits["train"] / workers)
+    return per_worker // (config.data.batch_size // workers)
+
+
+def check_data(config: Config, info: DataInfo) -> None:
+    """Batches, durations and classes that fit the data."""
+    workers = world_size(config)
+    batch = config.data.batch_size
+    if batch % workers:
+        raise ConfigError(
+            f"data.batch_size {batch} must divide evenly over scaling.num_workers {workers}: "
+            f"make it a multiple of {workers}"
+        )
+    per_epoch = iterations_per_epoch(config, info)
+    if per_epoch < 1:
+        raise ConfigError(
+            f"data.batch_size {batch} exceeds the {info.splits['train']} training examples: "
+            "lower it"
+        )
+    total = config.training.duration.iterations(per_epoch)
+    rewind = config.rewinding.step.iterations(per_epoch)
+    if total < 1:
+        raise ConfigError("training.duration must be at least one iteration: lengthen it")
+    if rewind >= total:
+        raise ConfigError(
+            f"rewinding.step {config.rewinding.step} ({rewind} it) must come before the end of "
+            f"training.duration {config.training.duration} ({total} it): lower rewinding.step or "
+            "lengthen training.duration"
+        )
+    classes = config.model.num_classes
+    if classes is not None and classes < info.num_classes:
+        raise ConfigError(
+            f"model.num_classes {classes} leaves out labels: {config.data_dir} has "
+            f"{info.num_classes} classes (labels 0-{info.num_classes - 1}); set "
+            f"model.num_classes={info.num_classes} or leave it empty"
+        )
+
+
+# ----- the experiment's folder ---------------------------------------------------------------
+def identity(config: Config) -> dict:
+    return {"hash": config.hash, "computes": non_default_values(config)}
+
+
+def check_identity(config: Config) -> None:
+    """The folder, if it exists, was written by a config that computes the same thing."""
+    path = config.experiment_dir / IDENTITY_FILE
+    if not path.is_file():
+        return
+    written = load_json(path)
+    if written.get("computes") != identity(config)["computes"]:
+        raise UserError(
+            f"{config.experiment_dir} was written by a different config (see its "
+            f"{IDENTITY_FILE}): set output_root or name to use another folder, or move that "
+            "one away"
+        )
+
+
+def write_identity(config: Config) -> None:
+    path = config.experiment_dir / IDENTITY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{IDENTITY_FILE}.partial")
+        temporary.write_text(json.dumps(identity(config), indent=1, sort_keys=True) + "\n")
+        os.replace(temporary, path)
+
+
+def check_results(layout: Layout, keys: Iterable[RunKey], probe: nn.Module, config: Config) -> None:
+    """Every file the job will read loads, every mask fits the model, and every checkpoint
+    it will resume was written with this world size."""
+    pruned = dict(probe.named_parameters())
+    names = set(pruned_names(config, probe))
+    ranks = world_size(config)
+    replicates = set()
+    for key in keys:
+        replicates.add(key.replicate)
+        folder = layout.run_dir(key)
+        if layout.is_done(key):
+            layout.read_metrics(key)
+            if key.branch == MAIN:
+                load_torch(layout.final_path(key), weights_only=False, mmap=True)
+        mask_path = layout.mask_path(key)
+        if mask_path.is_file():
+            mask = Mask.load(mask_path)
+            try:
+                mask.validate(pruned)
+                if set(mask) != names:
+                    raise ValueError(f"it masks {len(mask)} tensors, the model prunes {len(names)}")
+            except ValueError as error:
+                raise UserError(
+                    f"{mask_path} does not fit model {config.model.name} ({error}): move the "
+                    "folder away or fix model.name/pruning.ignore"
+                ) from None
+        checkpoints = Checkpoints(folder)
+        latest = checkpoints.latest()
+        if latest is not None and not layout.is_done(key):
+            load_torch(latest / "state.pt", weights_only=False, mmap=True)
+            saved = checkpoints.world_size()
+            if saved != ranks:
+                raise UserError(
+                    f"{folder} was checkpointed by {saved} workers and scaling.num_workers gives "
+                    f"{ranks}: resume with scaling.num_workers={saved}, or delete its resume* "
+                    "files to train that run again from its start"
+                )
+    for replicate in sorted(replicates):
+        for path in (layout.init_path(replicate), layout.rewind_path(replicate)):
+            if path.is_file():
+                load_torch(path, weights_only=False, mmap=True)
+
+
+def check_disk(config: Config, probe: nn.Module, runs_per_level: int) -> None:
+    """Room for one level: its runs' final weights and masks, the dense level's init and
+    rewind weights, and a run's two resumable checkpoints (weights and optimizer state)."""
+    weights = sum(t.numel() * t.element_size() for t in probe.state_dict().values())
+    slots = 2 if config.training.optimizer == "adam" else int(config.training.momentum > 0)
+    needed = weights * (runs_per_level + 2 + 2 * (1 + slots))
+    folder = config.experiment_dir
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise UserError(
+            f"not enough free disk for one level under {folder}: about {_size(needed)} needed "
+            f"(model weights {_size(weights)}), {_size(free)} free; free some space or set "
+            "output_root to a larger disk"
+        )
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+# ----- services -----------------------------------------------------------------------------
+def check_ray(config: Config) -> None:
+    """A Ray address that answers, and its auth token; for a local Ray, enough CPUs and GPUs
+    for the workers (a cluster's own are checked once connected, before training starts)."""
+    address = config.scaling.address or os.environ.get("RAY_ADDRESS", "")
+    if address and address != "auto":
+        host, port = _host_port(address, default_port=6379)
+        setting = "scaling.address" if config.scaling.address else "RAY_ADDRESS"
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+        except OSError as error:
+            raise UserError(
+                f"{setting}={address}: no Ray cluster answers there ({_reason(error)}); start "
+                f"it (`ray start --head`) or fix {setting}"
+            ) from None
+        require_client_token(address)
+        return
+    if not address:
+        check_placement(config, len(os.sched_getaffinity(0)), torch.cuda.device_count(), "here")
+
+
+def check_placement(config: Config, cpus: float, gpus: float, where: str) -> None:
+    """More workers (CPUs, GPUs) than the cluster has can never be placed: refuse, not wait."""
+    scaling = config.scaling
+    wanted_cpus = scaling.num_workers * scaling.cpus_per_worker
+    if wanted_cpus > cpus:
+        raise UserError(
+            f"scaling.num_workers {scaling.num_workers} x scaling.cpus_per_worker "
+            f"{scaling.cpus_per_worker} needs {wanted_cpus} CPUs, the Ray cluster {where} has "
+            f"{cpus:g}: lower them or use a larger cluster"
+        )
+    if scaling.use_gpu and scaling.num_workers > gpus:
+        raise UserError(
+            f"scaling.num_workers {scaling.num_workers} with scaling.use_gpu needs "
+            f"{scaling.num_workers} GPUs, the Ray cluster {where} has {gpus:g}: lower "
+            "scaling.num_workers or use a larger cluster"
+        )
+
+
+def check_tracking(config: Config, uri: str) -> None:
+    """An MLflow server URI answers its health check."""
+    if not config.tracking.enabled or not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=CONNECT_SECONDS):
+            return
+    except (OSError, urllib.error.URLError) as error:
+        reason = _reason(getattr(error, "reason", error))
+        raise UserError(
+            f"MLflow at {uri} does not answer ({reason}): start the server, fix tracking.uri "
+            "(or MLFLOW_TRACKING_URI), or set tracking.enabled=false"
+        ) from None
+
+
+def _host_port(address: str, default_port: int) -> tuple[str, int]:
+    parsed = urllib.parse.urlsplit(address if "://" in address else f"//{address}")
+    return parsed.hostname or "127.0.0.1", parsed.port or default_port
+
+
+def _reason(error: object) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return str(error) or type(error).__name__
