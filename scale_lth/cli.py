@@ -123,6 +123,22 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from scale_lth.lottery import preflight
+    from scale_lth.lottery.driver import absolute_paths
+    from scale_lth.tracking import mlflow_tracker
+
+    config = absolute_paths(load(args.config, args.overrides))
+    if not config.tracking.enabled:
+        raise UserError("tracking.enabled is false: there is nothing to send")
+    preflight.check_tracking(config, mlflow_tracker.tracking_uri(config), fallback=False)
+    config = mlflow_tracker.prepare(config)
+    left = mlflow_tracker.sync(config)
+    print(f"MLflow at {config.tracking.uri} has every tracking event" if not left else
+          f"{left} tracking events are still waiting: MLflow stopped answering")  # fmt: skip
+    return 1 if left else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from scale_lth.data.cli import add_write_parser
 
@@ -163,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print the table as JSON rows")
     report.set_defaults(func=_report)
+
+    sync = verbs.add_parser(
+        "sync", help="send MLflow what it missed while it was unreachable (kept on disk)"
+    )
+    add_config_arguments(sync)
+    sync.set_defaults(func=_sync)
 
     config = verbs.add_parser("config", help="inspect configs")
     config_verbs = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

@@ -278,3 +278,14 @@ def test_bad_input_is_refused_in_one_line_before_any_work(
     assert matches(documented()[kind], stderr.removeprefix(PREFIX)), stderr
     assert after == before and tree(digits_dir) == data_before  # nothing written or changed
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+def test_an_unreachable_server_with_a_fallback_store_logs_there(tmp_path, capsys):
+    from scale_lth.lottery.preflight import check_tracking
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    fallback = f"sqlite:///{tmp_path / 'fallback.db'}"
+    config = load(SMOKE, [f"tracking.uri={uri}", f"tracking.fallback_uri={fallback}"])
+    assert check_tracking(config, uri).tracking.uri == fallback
+    assert f"logging to {fallback} instead" in capsys.readouterr().out
+    assert check_tracking(load(SMOKE), "sqlite:///x.db") == load(SMOKE)  # nothing to check

@@ -8,7 +8,7 @@ import pytest
 
 from scale_lth.cli import build_parser, main, parse_levels
 
-VERBS = ["branch", "config", "data", "lottery", "report", "train"]
+VERBS = ["branch", "config", "data", "lottery", "report", "sync", "train"]
 SCALE_LTH = Path(sys.executable).with_name("scale-lth")
 SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
 

@@ -175,6 +175,12 @@ class TrackingConfig:
         "", "MLflow tracking URI; empty: MLFLOW_TRACKING_URI or ./mlflow.db", hashed=False
     )
     experiment: str = option("", "MLflow experiment name; empty: the config's name", hashed=False)
+    fallback_uri: str = option(
+        "",
+        "store used when tracking.uri does not answer at the start (e.g. sqlite:///mlflow.db); "
+        "empty: refuse to start",
+        hashed=False,
+    )
 
 
 @dataclass(frozen=True)

@@ -62,10 +62,12 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
 
     started = time.perf_counter()
     config = absolute_paths(config)
-    layout = check(config, job)
+    config, layout = check(config, job)
     before = set(layout.finished())
     todo = [key for key in job.keys() if key not in before]
     config = mlflow_tracker.prepare(config)
+    if config.tracking.enabled:
+        mlflow_tracker.deliver_earlier_events(config)
     finished: list[RunKey] = []
     if not todo:
         print(f"Nothing to do: all {len(job.keys())} runs are finished in {layout.root}")
@@ -91,8 +93,9 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     return finished
 
 
-def check(config: Config, job: Job) -> Layout:
-    """Every check that can fail on the input, before Ray starts or a result is written."""
+def check(config: Config, job: Job) -> tuple[Config, Layout]:
+    """Every check that can fail on the input, before Ray starts or a result is written; the
+    config comes back with its tracking store settled (a fallback if the server is away)."""
     from scale_lth.tracking import mlflow_tracker
 
     preflight.check_model(config)
@@ -102,7 +105,7 @@ def check(config: Config, job: Job) -> Layout:
             f"unknown baseline(s) {', '.join(unknown)}; known: {', '.join(sorted(BRANCHES))}"
         )
     preflight.check_ray(config)
-    preflight.check_tracking(config, mlflow_tracker.tracking_uri(config))
+    config = preflight.check_tracking(config, mlflow_tracker.tracking_uri(config))
     info = ensure_written(config.data_dir, config.data.dataset)
     preflight.check_data(config, info)
     preflight.check_identity(config)
@@ -110,7 +113,7 @@ def check(config: Config, job: Job) -> Layout:
     layout = Layout(config.experiment_dir)
     preflight.check_results(layout, job.keys(), probe, config)
     preflight.check_disk(config, probe, runs_per_level=1 + len(job.branches))
-    return layout
+    return config, layout
 
 
 def report(config: Config, finished: list[RunKey]) -> None:

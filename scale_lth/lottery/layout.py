@@ -59,6 +59,11 @@ class Layout:
     def rewind_path(self, replicate: int) -> Path:
         return self.run_dir(RunKey(replicate, 0)) / "rewind.pt"
 
+    @property
+    def tracking_dir(self) -> Path:
+        """Tracking events not yet in the tracking store (see scale_lth.tracking.outbox)."""
+        return self.root / "tracking"
+
     def is_done(self, key: RunKey) -> bool:
         return self.metrics_path(key).is_file()
 

@@ -8,6 +8,7 @@ before Ray starts or any file is written. docs/errors.md lists every message.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -234,19 +235,25 @@ def check_placement(config: Config, cpus: float, gpus: float, where: str) -> Non
         )
 
 
-def check_tracking(config: Config, uri: str) -> None:
-    """An MLflow server URI answers its health check."""
+def check_tracking(config: Config, uri: str, fallback: bool = True) -> Config:
+    """An MLflow server URI answers its health check; if not, the config's fallback store is
+    used (returned in the config) where ``fallback`` allows one, or the run is refused."""
     if not config.tracking.enabled or not uri.startswith(("http://", "https://")):
-        return
+        return config
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=CONNECT_SECONDS):
-            return
+            return config
     except (OSError, urllib.error.URLError) as error:
         reason = _reason(getattr(error, "reason", error))
+    store = config.tracking.fallback_uri if fallback else ""
+    if not store:
         raise UserError(
             f"MLflow at {uri} does not answer ({reason}): start the server, fix tracking.uri "
-            "(or MLFLOW_TRACKING_URI), or set tracking.enabled=false"
-        ) from None
+            "(or MLFLOW_TRACKING_URI), set tracking.fallback_uri to a local store, or set "
+            "tracking.enabled=false"
+        )
+    print(f"MLflow at {uri} does not answer ({reason}); logging to {store} instead", flush=True)
+    return dataclasses.replace(config, tracking=dataclasses.replace(config.tracking, uri=store))
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:

@@ -28,6 +28,12 @@ from scale_lth.orchestration.ray_auth import create_token, token_environment
 
 READY_SECONDS = 120
 
+# Ray turns a node address of 127.0.0.1 into the machine's network address, and its daemons,
+# agents and workers then listen there or on every interface. Declaring the cluster single-node
+# (Ray's switch for platforms without multi-node support) keeps the node on 127.0.0.1, and
+# every Ray process then listens on loopback only. For clusters on one machine alone.
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
@@ -40,15 +46,21 @@ def ray_executable() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-def environment(token: Path) -> dict[str, str]:
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def environment(token: Path, loopback: bool) -> dict[str, str]:
     """This environment's bin folder first on PATH (Ray's workers and job entrypoints inherit
-    it), no usage reporting, and the cluster's auth token."""
+    it), no usage reporting, the cluster's auth token, and for a cluster on loopback, Ray kept
+    there."""
     bin_dir = str(Path(sys.executable).parent)
     return {
         **{name: value for name, value in os.environ.items() if name != "RAY_AUTH_TOKEN"},
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "RAY_USAGE_STATS_ENABLED": "0",
         **token_environment(token),
+        **(LOOPBACK_ONLY if loopback else {}),
     }
 
 
@@ -65,7 +77,7 @@ class RayNode:
 
     def client_environment(self) -> dict[str, str]:
         """The environment of a client of this cluster (``ray job submit``, a driver)."""
-        return environment(self.token)
+        return environment(self.token, is_loopback(self.address.rsplit(":", 1)[0]))
 
     def processes(self) -> list[psutil.Process]:
         """This node's processes: those naming its marker or its GCS, and their descendants."""
@@ -119,10 +131,10 @@ def _short_temp_dir(label: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"ray-{label}-", dir="/tmp"))
 
 
-def _run_ray_start(arguments: list[str], temp_dir: Path, token: Path) -> None:
+def _run_ray_start(arguments: list[str], temp_dir: Path, token: Path, loopback: bool) -> None:
     result = subprocess.run(
         [ray_executable(), "start", *arguments, f"--temp-dir={temp_dir}"],
-        env=environment(token),
+        env=environment(token, loopback),
         capture_output=True,
         text=True,
     )
@@ -156,7 +168,7 @@ def start_head(
     ]
     if num_gpus is not None:
         arguments.append(f"--num-gpus={num_gpus}")
-    _run_ray_start(arguments, temp_dir, token)
+    _run_ray_start(arguments, temp_dir, token, is_loopback(host))
     node = RayNode(
         temp_dir, f"{host}:{gcs}", str(temp_dir), token, dashboard=f"http://{host}:{dashboard}"
     )
@@ -176,7 +188,7 @@ def start_worker(
     deadline = time.monotonic() + READY_SECONDS
     while True:
         try:
-            _run_ray_start(arguments, temp_dir, token)
+            _run_ray_start(arguments, temp_dir, token, loopback=False)
             break
         except RuntimeError:
             if time.monotonic() > deadline:

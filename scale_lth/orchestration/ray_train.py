@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -28,6 +29,7 @@ from scale_lth.lottery.experiment import Experiment, Job, Observer
 from scale_lth.lottery.preflight import check_placement
 from scale_lth.orchestration.failures import FailureFile, one_line
 from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
+from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
 from scale_lth.training.session import RaySession, Session
 
 
@@ -68,14 +70,16 @@ def connect(config: Config) -> None:
     """Join ``scaling.address`` (or RAY_ADDRESS, or the cluster this process runs in) with its
     auth token, else start a local Ray on loopback with a new token of its own."""
     address = config.scaling.address or os.environ.get("RAY_ADDRESS") or None
-    if address is None:
-        _use_local_token()  # before ray is imported: it reads the mode then
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        return
+    if address is None:  # before ray is imported: it reads both then
+        _use_local_token()
     else:
         require_client_token(address)
+    if address is None or is_loopback(_host(address)):
+        os.environ.update(LOOPBACK_ONLY)  # this driver's own Ray endpoints too
     import ray
 
-    if ray.is_initialized():
-        return
     say(f"Connecting to Ray at {address}" if address else "Starting a local Ray on 127.0.0.1")
     if address is None:
         # The dashboard serves the state API Ray Train's placement-group cleaner polls.
@@ -88,6 +92,10 @@ def connect(config: Config) -> None:
         )
     else:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+
+
+def _host(address: str) -> str:
+    return address.split("://")[-1].rsplit(":", 1)[0]
 
 
 def _use_local_token() -> None:

@@ -27,7 +27,13 @@ import submitit
 from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.orchestration.ray_auth import create_token, use_token
-from scale_lth.orchestration.ray_cluster import RayNode, start_head, start_worker
+from scale_lth.orchestration.ray_cluster import (
+    LOOPBACK_ONLY,
+    RayNode,
+    is_loopback,
+    start_head,
+    start_worker,
+)
 
 JOIN_SECONDS = 300
 
@@ -97,6 +103,8 @@ class ExperimentTask(submitit.helpers.Checkpointable):
 
         token = create_token(files.token)
         use_token(token)  # this process is the driver: a client of the allocation's cluster
+        if is_loopback(host):
+            os.environ.update(LOOPBACK_ONLY)  # before ray is imported (wait_for_nodes)
         head = start_head(host, cpus, gpus, token=token)
         files.remember(0, head)
         stop_on_sigterm(head)

@@ -12,20 +12,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import queue
+import re
 import sys
 import threading
-from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
 
 from scale_lth.config import Config
+from scale_lth.console import say
 from scale_lth.lottery.experiment import Observer
 from scale_lth.lottery.layout import Layout, RunKey
 from scale_lth.storage import exclusive
+from scale_lth.tracking.outbox import Event, Outbox, outboxes
 
 # MLflow 3 reports usage over the network on every client call (~10 ms each here, and these
 # machines have no internet): off unless the user has set it.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# A tracking server that went away must not hold a call for minutes of retries: the events
+# wait in the outbox and are sent again later anyway.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 SUMMARY_METRICS = ("final_accuracy", "best_accuracy", "early_stop_iteration", "early_stop_accuracy")
 
@@ -68,13 +74,36 @@ def prepare(config: Config) -> Config:
     )
 
 
+# Where the runs are stored is no parameter of the experiment, and the resolved URI may come
+# from the environment (MLFLOW_TRACKING_URI) and carry credentials.
+NOT_PARAMS = ("tracking.uri",)
+
+
+def experiment_params(config: Config) -> dict[str, object]:
+    """The config as MLflow params: every value the user set, with no credentials in them."""
+    return {
+        key: _without_credentials(value)
+        for key, value in config.flat().items()
+        if key not in NOT_PARAMS
+    }
+
+
+def _without_credentials(value: object) -> object:
+    """``scheme://user:secret@host`` -> ``scheme://***@host`` in any string value."""
+    if isinstance(value, str):
+        return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", value)
+    return value
+
+
 def _value(value: object) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
 class MlflowWriter:
-    """The MLflow calls for runs as they happen (on the worker in charge of them)."""
+    """The MLflow calls for tracking events. Each is safe to repeat: a run is found by its tags
+    before one is made, an evaluation row at a step already logged is skipped, a finished run
+    is left as it is; so events delivered again after a kill or a resume leave each run once."""
 
     def __init__(self, config: Config) -> None:
         from mlflow import MlflowClient
@@ -87,6 +116,23 @@ class MlflowWriter:
         ).experiment_id
         self.parents: dict[int, str] = {}
         self.runs: dict[RunKey, str] = {}
+        self.last_step: dict[str, int] = {}
+
+    def send(self, event: Event) -> None:
+        """Deliver one event of the outbox."""
+        kind = event["event"]
+        if kind == "finished":
+            self.finished(event["replicates"])
+            return
+        key = RunKey(*event["key"])
+        if kind == "run_started":
+            self.run_started(key, event["density"], event["total_steps"])
+        elif kind == "evaluated":
+            self.evaluated(key, event["row"])
+        elif kind == "run_finished":
+            self.run_finished(key, event["metrics"])
+        else:
+            raise ValueError(f"unknown tracking event {kind!r}")
 
     def _find(self, tags: dict[str, str]) -> str | None:
         query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
@@ -96,15 +142,27 @@ class MlflowWriter:
     def _params(self):
         from mlflow.entities import Param
 
-        return [Param(key, _value(value)) for key, value in self.config.flat().items()]
+        return [Param(key, _value(value)) for key, value in experiment_params(self.config).items()]
+
+    def _parent_tags(self, replicate: int) -> dict[str, str]:
+        return {
+            "experiment_hash": self.config.hash,
+            "replicate": str(replicate),
+            "run_kind": "trunk",
+        }
+
+    def _tags(self, key: RunKey) -> dict[str, str]:
+        return {
+            "experiment_hash": self.config.hash,
+            "replicate": str(key.replicate),
+            "level": str(key.level),
+            "branch": key.branch,
+            "run_kind": "level",
+        }
 
     def parent(self, replicate: int) -> str:
         if replicate not in self.parents:
-            tags = {
-                "experiment_hash": self.config.hash,
-                "replicate": str(replicate),
-                "run_kind": "trunk",
-            }
+            tags = self._parent_tags(replicate)
             run_id = self._find(tags)
             if run_id is None:
                 name = f"{self.config.name}-{self.config.hash} replicate {replicate}"
@@ -115,15 +173,17 @@ class MlflowWriter:
             self.parents[replicate] = run_id
         return self.parents[replicate]
 
+    def _run(self, key: RunKey) -> str:
+        if key not in self.runs:
+            run_id = self._find(self._tags(key))
+            if run_id is None:
+                raise LookupError(f"no MLflow run for {key} (its start was never logged)")
+            self.runs[key] = run_id
+        return self.runs[key]
+
     def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
         parent = self.parent(key.replicate)
-        tags = {
-            "experiment_hash": self.config.hash,
-            "replicate": str(key.replicate),
-            "level": str(key.level),
-            "branch": key.branch,
-            "run_kind": "level",
-        }
+        tags = self._tags(key)
         run_id = self._find(tags)
         if run_id is None:
             run_id = self.client.create_run(
@@ -136,25 +196,38 @@ class MlflowWriter:
                 run_name=f"level {key.level} {key.branch} ({density:.2%})",
             ).info.run_id
             self.client.log_batch(run_id, params=self._params())
-        else:
+        elif self.client.get_run(run_id).info.status != "FINISHED":
             self.client.update_run(run_id, status="RUNNING")
         self.runs[key] = run_id
+
+    def _logged_up_to(self, run_id: str) -> int:
+        """The last step with evaluation metrics in the store (-1: none)."""
+        if run_id not in self.last_step:
+            history = self.client.get_metric_history(run_id, "lr")
+            self.last_step[run_id] = max((metric.step for metric in history), default=-1)
+        return self.last_step[run_id]
 
     def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
         from mlflow.entities import Metric
 
+        run_id = self._run(key)
         step = int(row["iteration"])
+        if step <= self._logged_up_to(run_id):
+            return  # logged before a kill or by an earlier delivery
         metrics = [
             Metric(name, float(value), 0, step)
             for name, value in row.items()
             if name != "iteration" and value == value  # no NaN (train loss before step 1)
         ]
-        self.client.log_batch(self.runs[key], metrics=metrics)
+        self.client.log_batch(run_id, metrics=metrics)
+        self.last_step[run_id] = step
 
     def run_finished(self, key: RunKey, metrics: dict) -> None:
         from mlflow.entities import Metric
 
-        run_id = self.runs.pop(key)
+        run_id = self._run(key)
+        if self.client.get_run(run_id).info.status == "FINISHED":
+            return
         step = int(metrics["total_steps"])
         summary = [Metric(name, float(metrics[name]), 0, step) for name in SUMMARY_METRICS]
         summary.append(Metric("density", float(metrics["density"]), 0, step))
@@ -164,65 +237,124 @@ class MlflowWriter:
             self.client.log_artifact(run_id, str(mask))
         self.client.set_terminated(run_id)
 
-    def finished(self) -> None:
-        for run_id in self.parents.values():
-            self.client.set_terminated(run_id)
+    def finished(self, replicates: list[int]) -> None:
+        for replicate in replicates:
+            self.client.set_terminated(self.parent(replicate))
 
 
 class MlflowTracker(Observer):
-    """Hands every MLflow call to one writer thread, so training never waits on the tracking
-    store; a finished run waits until all of its calls are written (its results on disk then
-    never get ahead of MLflow)."""
+    """Puts every event in this process's outbox, and a sender thread delivers them, so
+    training never waits on the tracking store. A finished run waits until its events are in
+    the store while the store answers (its results on disk then never get ahead of MLflow);
+    while it does not, training goes on and the events wait in the outbox."""
+
+    RETRY_SECONDS = 30.0
 
     def __init__(self, config: Config) -> None:
-        self.writer = MlflowWriter(config)
-        self.calls: queue.Queue[Callable[[], None]] = queue.Queue()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._drain, name="mlflow-writer", daemon=True)
+        self.config = config
+        self.outbox = Outbox.for_this_process(Layout(config.experiment_dir).tracking_dir)
+        self.writer: MlflowWriter | None = None
+        self.replicates: set[int] = set()
+        self.problem: str | None = None  # why the last delivery stopped, if it did
+        self.attempts = threading.Condition()
+        self.started = self.ended = 0  # delivery attempts begun and completed
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._deliver, name="mlflow-sender", daemon=True)
         self.thread.start()
 
-    def _drain(self) -> None:
+    def _deliver(self) -> None:
         while True:
-            call = self.calls.get()
+            self.wake.wait(timeout=self.RETRY_SECONDS)
+            self.wake.clear()
+            with self.attempts:
+                self.started += 1
             try:
-                if self.error is None:
-                    call()
-            except BaseException as error:  # handed to the training thread at the next wait
-                self.error = error
-            finally:
-                self.calls.task_done()
+                self.writer = self.writer or MlflowWriter(self.config)
+                self.outbox.deliver(self.writer.send)
+                self.problem = None
+            except Exception as error:  # the store is away: the events stay in the outbox
+                self.problem = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            with self.attempts:
+                self.ended += 1
+                self.attempts.notify_all()
+
+    def _put(self, event: Event) -> None:
+        self.outbox.append(event)
+        self.wake.set()
 
     def _wait(self) -> None:
-        self.calls.join()
-        if self.error is not None:
-            raise RuntimeError(f"MLflow tracking failed: {self.error}") from self.error
+        """Until one delivery attempt begun after now has ended."""
+        with self.attempts:
+            target = self.started + 1
+        self.wake.set()
+        with self.attempts:
+            self.attempts.wait_for(lambda: self.ended >= target and self.started >= target)
 
     def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
-        self.calls.put(lambda: self.writer.run_started(key, density, total_steps))
+        self.replicates.add(key.replicate)
+        event = {"density": density, "total_steps": total_steps}
+        self._put({"event": "run_started", "key": list(astuple(key)), **event})
 
     def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
-        row = dict(row)
-        self.calls.put(lambda: self.writer.evaluated(key, row))
+        self._put({"event": "evaluated", "key": list(astuple(key)), "row": dict(row)})
 
     def run_finished(self, key: RunKey, metrics: dict) -> None:
-        self.calls.put(lambda: self.writer.run_finished(key, metrics))
+        summary = {name: metrics[name] for name in ("total_steps", "density", *SUMMARY_METRICS)}
+        self._put({"event": "run_finished", "key": list(astuple(key)), "metrics": summary})
         self._wait()
 
     def finished(self) -> None:
-        self.calls.put(self.writer.finished)
+        self._put({"event": "finished", "replicates": sorted(self.replicates)})
         self._wait()
+        left = len(self.outbox.pending())
+        if left:
+            say(
+                f"MLflow at {self.config.tracking.uri} did not take {left} tracking events "
+                f"({self.problem}); they are kept in {self.outbox.path.parent} and sent by the "
+                "next run of this experiment or by `scale-lth sync CONFIG`"
+            )
+        else:
+            self.outbox.remove_if_delivered()
+
+
+def sync(config: Config) -> int:
+    """Deliver every outbox of the experiment (earlier processes' included) to its MLflow;
+    returns how many events are left (the store stopped answering)."""
+    writer: MlflowWriter | None = None
+    left = 0
+    for box in outboxes(Layout(config.experiment_dir).tracking_dir):
+        if box.pending():
+            writer = writer or MlflowWriter(config)
+            left += box.deliver(writer.send)
+        box.remove_if_delivered()
+    return left
 
 
 def log_report(config: Config, paths: list[Path]) -> None:
-    """Attach the report's plots to every trunk (parent) run of the experiment."""
+    """Attach the report's plots to every trunk (parent) run of the experiment; a store that
+    does not answer gets a line, not an error (the plots are on disk)."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(config.tracking.uri)
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
-    query = f"tags.experiment_hash = '{config.hash}' and tags.run_kind = 'trunk'"
-    for run in client.search_runs([experiment.experiment_id], filter_string=query):
-        for path in paths:
-            client.log_artifact(run.info.run_id, str(path), artifact_path="report")
+    try:
+        client = MlflowClient(config.tracking.uri)
+        experiment = client.get_experiment_by_name(config.tracking.experiment)
+        query = f"tags.experiment_hash = '{config.hash}' and tags.run_kind = 'trunk'"
+        for run in client.search_runs([experiment.experiment_id], filter_string=query):
+            for path in paths:
+                client.log_artifact(run.info.run_id, str(path), artifact_path="report")
+    except Exception as error:  # whatever the client meets: the store is away
+        say(f"MLflow at {config.tracking.uri} did not take the report's plots ({error})")
+
+
+def deliver_earlier_events(config: Config) -> None:
+    """On the driver, before training: what earlier processes could not send goes first."""
+    try:
+        left = sync(config)
+    except Exception as error:  # the store is away again: the events wait for the next time
+        say(f"MLflow at {config.tracking.uri} did not take earlier tracking events ({error})")
+        return
+    if left:
+        say(f"{left} earlier tracking events are still waiting for MLflow")
 
 
 def ui_command(config: Config) -> str:

@@ -141,6 +141,8 @@ def train_run(
 
     loss_sum = torch.zeros((), device=device)
     loss_count = 0
+    if state is not None and state.loss_sum is not None:
+        loss_sum, loss_count = state.loss_sum.to(device), state.loss_count
 
     untimed = 0.0  # time spent reporting rows (tracking), which is not training
 
@@ -169,6 +171,8 @@ def train_run(
             history=history.rows,
             seconds=seconds,
             world_size=session.world_size,
+            loss_sum=loss_sum.detach().cpu(),
+            loss_count=loss_count,
         )
         snapshot.write(checkpoints.folder(at), session.rank)
         session.barrier()

@@ -52,6 +52,10 @@ class TrainingState:
     history: list[dict[str, float]]
     seconds: float  # time spent in training and evaluation steps so far
     world_size: int = 1  # the ranks that trained it (each wrote its random state)
+    # the training loss summed since the last evaluation, and its step count (the next row's
+    # train_loss averages over them, across a resumption too)
+    loss_sum: torch.Tensor | None = None
+    loss_count: int = 0
 
     def write(self, folder: Path, rank: int) -> None:
         """Write this rank's share of the checkpoint into ``folder``."""

@@ -168,3 +168,12 @@ def test_shipped_configs_load(path):
     config = load(path)
     assert config.name == path.stem
     assert len(config.hash) == 10
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    """A YAML tag that would run code is refused as invalid YAML; nothing runs."""
+    marker = tmp_path / "ran"
+    path = write(tmp_path, f"seed: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(path)
+    assert not marker.exists()

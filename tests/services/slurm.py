@@ -129,13 +129,13 @@ class SlurmCluster:
     def succeeds(self, *command: str) -> bool:
         return subprocess.run(command, env=self.env, capture_output=True).returncode == 0
 
-    def launch(self, name: str, *command: str, ready) -> None:
+    def launch(self, name: str, *command: str, ready, env: dict | None = None) -> None:
         """Start daemon ``name`` in the foreground, its output in logs/NAME.log, and wait until
         ``ready()``; raise RuntimeError with the log's tail if it exits or is not ready in time."""
         log = self.logs / f"{name}.log"
         with open(log, "ab") as output:
             self.processes[name] = subprocess.Popen(
-                command, env=self.env, stdout=output, stderr=subprocess.STDOUT,
+                command, env=env or self.env, stdout=output, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -181,7 +181,11 @@ class SlurmCluster:
 
     def write_confs(self) -> None:
         self.dbd_port, self.ctld_port, self.slurmd_port = free_port(), free_port(), free_port()
-        auth = f"AuthType=auth/munge\nAuthInfo=socket={self.munge_socket}\n"
+        # NoInAddrAny: each daemon listens on its configured address (127.0.0.1), not on all
+        auth = (
+            f"AuthType=auth/munge\nAuthInfo=socket={self.munge_socket}\n"
+            "CommunicationParameters=NoInAddrAny\n"
+        )
         dbd_conf = self.conf.with_name("slurmdbd.conf")
         dbd_conf.write_text(
             auth + "DbdHost=localhost\nDbdAddr=127.0.0.1\n"
@@ -226,9 +230,14 @@ class SlurmCluster:
             self.run("sacctmgr", "-i", "add", "cluster", CLUSTER_NAME)
 
     def start_slurmctld(self) -> None:
+        """slurmctld ignores NoInAddrAny: a preloaded bind() keeps it on loopback."""
+        shim = self.folder / "run" / "loopback_bind.so"
+        if not shim.exists():
+            source = Path(__file__).with_name("loopback_bind.c")
+            self.run("cc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(source), "-ldl")
         self.launch(
             "slurmctld", "slurmctld", "-D", "-f", str(self.conf),
-            ready=lambda: port_open(self.ctld_port),
+            ready=lambda: port_open(self.ctld_port), env={**self.env, "LD_PRELOAD": str(shim)},
         )  # fmt: skip
 
     def start_slurmd(self) -> None:

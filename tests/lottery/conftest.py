@@ -1,0 +1,24 @@
+"""The reference lottery the end-to-end and fault tests compare against: configs/smoke.yaml
+(2 levels, 3 baselines, 2 Ray workers over gloo) run once, uninterrupted, in a fresh folder."""
+
+import pytest
+
+from scale_lth.config import load
+from scale_lth.lottery.layout import Layout
+from tests.conftest import CONFIGS
+from tests.processes import scale_lth
+
+SMOKE = str(CONFIGS / "smoke.yaml")
+# Long enough to interrupt anywhere: checkpoints every 50 steps, the rewind point at step 100.
+OVERRIDES = ["training.duration=400it", "training.checkpoint_every=50it", "rewinding.step=100it"]
+BRANCHES = ["reinit", "random_prune", "snip"]
+
+
+@pytest.fixture(scope="session")
+def experiment(tmp_path_factory):
+    """(working folder, layout, config, completed process) of the uninterrupted lottery."""
+    cwd = tmp_path_factory.mktemp("lottery")
+    result = scale_lth(cwd, "lottery", SMOKE, *OVERRIDES, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = load(SMOKE, OVERRIDES)
+    return cwd, Layout(cwd / config.experiment_dir), config, result

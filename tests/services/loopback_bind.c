@@ -1,0 +1,30 @@
+/* Preloaded into the tests' slurmctld: a bind() to every interface binds to loopback instead.
+ * Slurm 22.05 honours CommunicationParameters=NoInAddrAny in every daemon but slurmctld (its
+ * documentation says so), which otherwise listens on 0.0.0.0. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+int bind(int fd, const struct sockaddr *address, socklen_t length) {
+    static int (*real_bind)(int, const struct sockaddr *, socklen_t);
+    if (!real_bind) real_bind = dlsym(RTLD_NEXT, "bind");
+    if (address && address->sa_family == AF_INET && length >= sizeof(struct sockaddr_in)) {
+        struct sockaddr_in ipv4;
+        memcpy(&ipv4, address, sizeof ipv4);
+        if (ipv4.sin_addr.s_addr == htonl(INADDR_ANY)) {
+            ipv4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            return real_bind(fd, (const struct sockaddr *)&ipv4, sizeof ipv4);
+        }
+    }
+    if (address && address->sa_family == AF_INET6 && length >= sizeof(struct sockaddr_in6)) {
+        struct sockaddr_in6 ipv6;
+        memcpy(&ipv6, address, sizeof ipv6);
+        if (IN6_IS_ADDR_UNSPECIFIED(&ipv6.sin6_addr)) {
+            ipv6.sin6_addr = in6addr_loopback;
+            return real_bind(fd, (const struct sockaddr *)&ipv6, sizeof ipv6);
+        }
+    }
+    return real_bind(fd, address, length);
+}

@@ -1,0 +1,22 @@
+"""What MLflow params hold: the experiment's settings, never the environment's values or
+credentials."""
+
+from mlflow import MlflowClient
+
+from scale_lth.config import load
+from scale_lth.tracking.mlflow_tracker import MlflowWriter, experiment_params, prepare
+
+
+def test_params_hold_no_environment_values_or_credentials(tmp_path, monkeypatch):
+    store = tmp_path / "from-the-environment.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.setenv("SOME_TOKEN", "s3cr3t-value")
+    config = prepare(load(None, ["data.path=https://reader:hunter2@data.example/digits"]))
+    assert config.tracking.uri == f"sqlite:///{store}"  # taken from the environment
+    run_id = MlflowWriter(config).parent(0)
+    params = MlflowClient(config.tracking.uri).get_run(run_id).data.params
+    assert params["training.lr"] == "0.1" and "tracking.uri" not in params
+    assert params["data.path"] == "https://***@data.example/digits"
+    for value in params.values():
+        assert str(store) not in value and "s3cr3t" not in value and "hunter2" not in value
+    assert set(params) == set(experiment_params(config))
