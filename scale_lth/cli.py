@@ -73,7 +73,7 @@ def _branch(args: argparse.Namespace) -> int:
     from scale_lth.lottery.branches import BRANCHES
     from scale_lth.lottery.driver import run_job
     from scale_lth.lottery.experiment import Job
-    from scale_lth.lottery.layout import Layout, RunKey
+    from scale_lth.results import Layout, RunKey
 
     config = load(args.config, args.overrides)
     if args.name not in BRANCHES:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from scale_lth.console import say
-from scale_lth.lottery.experiment import Observer
-from scale_lth.lottery.layout import RunKey
+from scale_lth.results import Observer, RunKey
 
 
 def describe(metrics: dict) -> str:

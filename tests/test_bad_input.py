@@ -16,9 +16,9 @@ import torch
 
 from scale_lth.cli import main
 from scale_lth.config import load
-from scale_lth.lottery.layout import Layout, RunKey
 from scale_lth.orchestration.ray_cluster import free_port
 from scale_lth.pruning import Mask
+from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
 
 SMOKE = str(CONFIGS / "smoke.yaml")

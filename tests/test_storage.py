@@ -9,8 +9,8 @@ import time
 
 import torch
 
-from scale_lth.lottery.layout import Layout, RunKey
 from scale_lth.pruning import Mask
+from scale_lth.results import Layout, RunKey
 from scale_lth.storage import load_torch
 from scale_lth.training.state import Checkpoints, TrainingState
 from tests.conftest import ROOT
@@ -20,7 +20,7 @@ WRITER = """
 import itertools, sys
 from pathlib import Path
 import torch
-from scale_lth.lottery.layout import Layout, RunKey
+from scale_lth.results import Layout, RunKey
 from scale_lth.pruning import Mask
 from scale_lth.storage import atomic_torch_save
 from scale_lth.training.state import Checkpoints, TrainingState

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from scale_lth.lottery.layout import RunKey
 from scale_lth.pruning import Mask, snip_prune
 from scale_lth.pruning import random_prune as random_mask
+from scale_lth.results import RunKey
 
 if TYPE_CHECKING:
     from scale_lth.lottery.experiment import Experiment

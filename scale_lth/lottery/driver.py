@@ -15,10 +15,10 @@ from scale_lth.config import Config, ConfigError
 from scale_lth.data import ensure_written
 from scale_lth.lottery import preflight
 from scale_lth.lottery.branches import BRANCHES
-from scale_lth.lottery.experiment import Job, Observer
-from scale_lth.lottery.layout import Layout, RunKey
+from scale_lth.lottery.experiment import Job
 from scale_lth.lottery.network import build_network
 from scale_lth.progress import ConsoleProgress
+from scale_lth.results import Layout, Observer, RunKey
 
 
 def absolute_paths(config: Config) -> Config:
@@ -37,7 +37,7 @@ def absolute_paths(config: Config) -> Config:
 def write_config(config: Config) -> None:
     """The resolved config beside the results, for people (results are found by hash), and the
     identity a later invocation checks the folder against."""
-    path = config.experiment_dir / "config.yaml"
+    path = Layout(config.experiment_dir).config_path
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config.flat(), sort_keys=False))

@@ -21,10 +21,10 @@ from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.data import DataInfo, LoaderOptions, eval_batches, train_batches
 from scale_lth.lottery.branches import BRANCHES, Start
-from scale_lth.lottery.layout import MAIN, Layout, RunKey
 from scale_lth.lottery.network import build_network, layer_rates, pruned_names
 from scale_lth.lottery.pruning import prune_level
 from scale_lth.pruning import Mask
+from scale_lth.results import MAIN, Layout, Observer, RunKey
 from scale_lth.storage import atomic_torch_save, load_torch
 from scale_lth.training.loop import RunData, train_run
 from scale_lth.training.session import Session
@@ -49,19 +49,6 @@ class Job:
                 if level > 0:
                     keys += [RunKey(replicate, level, branch) for branch in self.branches]
         return keys
-
-
-class Observer:
-    """Hears about runs (progress display, experiment tracking); attached on rank 0 only."""
-
-    def run_started(self, key: RunKey, density: float, total_steps: int) -> None: ...
-
-    def evaluated(self, key: RunKey, row: dict[str, float]) -> None: ...
-
-    def run_finished(self, key: RunKey, metrics: dict) -> None: ...
-
-    def finished(self) -> None:
-        """The job is done (every run it asked for is finished)."""
 
 
 @dataclass

@@ -27,14 +27,13 @@ from scale_lth.config import Config, ConfigError
 from scale_lth.config.hashing import non_default_values
 from scale_lth.data import DataInfo
 from scale_lth.errors import UserError
-from scale_lth.lottery.layout import MAIN, Layout, RunKey
 from scale_lth.lottery.network import pruned_names
 from scale_lth.orchestration.ray_auth import require_client_token
 from scale_lth.pruning import Mask
+from scale_lth.results import MAIN, Layout, RunKey
 from scale_lth.storage import load_json, load_torch
 from scale_lth.training.state import Checkpoints
 
-IDENTITY_FILE = "identity.json"
 CONNECT_SECONDS = 5.0
 
 
@@ -106,23 +105,23 @@ def identity(config: Config) -> dict:
 
 def check_identity(config: Config) -> None:
     """The folder, if it exists, was written by a config that computes the same thing."""
-    path = config.experiment_dir / IDENTITY_FILE
+    path = Layout(config.experiment_dir).identity_path
     if not path.is_file():
         return
     written = load_json(path)
     if written.get("computes") != identity(config)["computes"]:
         raise UserError(
             f"{config.experiment_dir} was written by a different config (see its "
-            f"{IDENTITY_FILE}): set output_root or name to use another folder, or move that "
+            f"{path.name}): set output_root or name to use another folder, or move that "
             "one away"
         )
 
 
 def write_identity(config: Config) -> None:
-    path = config.experiment_dir / IDENTITY_FILE
+    path = Layout(config.experiment_dir).identity_path
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{IDENTITY_FILE}.partial")
+        temporary = path.with_name(f".{path.name}.partial")
         temporary.write_text(json.dumps(identity(config), indent=1, sort_keys=True) + "\n")
         os.replace(temporary, path)
 

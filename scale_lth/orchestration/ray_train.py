@@ -25,11 +25,12 @@ import torch
 from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.errors import WorkerError
-from scale_lth.lottery.experiment import Experiment, Job, Observer
+from scale_lth.lottery.experiment import Experiment, Job
 from scale_lth.lottery.preflight import check_placement
 from scale_lth.orchestration.failures import FailureFile, one_line
 from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
 from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
+from scale_lth.results import Observer
 from scale_lth.training.session import RaySession, Session
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 
-from scale_lth.lottery.layout import MAIN, Layout
+from scale_lth.results import MAIN, Layout
 
 BRANCH_ORDER = (MAIN, "reinit", "random_prune", "snip")
 

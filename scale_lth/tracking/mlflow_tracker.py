@@ -20,8 +20,7 @@ from pathlib import Path
 
 from scale_lth.config import Config
 from scale_lth.console import say
-from scale_lth.lottery.experiment import Observer
-from scale_lth.lottery.layout import Layout, RunKey
+from scale_lth.results import Layout, Observer, RunKey
 from scale_lth.storage import exclusive
 from scale_lth.tracking.outbox import Event, Outbox, outboxes
 

@@ -7,8 +7,8 @@ import pytest
 from mlflow import MlflowClient
 
 from scale_lth.config import load
-from scale_lth.lottery.layout import Layout
 from scale_lth.orchestration.ray_cluster import ray_executable
+from scale_lth.results import Layout
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster, pytest.mark.mlflow_server]

@@ -12,9 +12,9 @@ import torch
 from mlflow import MlflowClient
 
 from scale_lth.config import load
-from scale_lth.lottery.layout import Layout, RunKey
 from scale_lth.orchestration.slurm import ExperimentTask, executor
 from scale_lth.pruning import Mask
+from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
 from tests.test_bad_input import documented, matches
 

@@ -4,7 +4,7 @@
 import pytest
 
 from scale_lth.config import load
-from scale_lth.lottery.layout import Layout
+from scale_lth.results import Layout
 from tests.conftest import CONFIGS
 from tests.processes import scale_lth
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from scale_lth.lottery.layout import Layout, RunKey
 from scale_lth.pruning import Mask
+from scale_lth.results import Layout, RunKey
 from scale_lth.storage import load_json, load_torch
 from tests.lottery.conftest import OVERRIDES, SMOKE
 from tests.processes import scale_lth, session_members, start, stop_session

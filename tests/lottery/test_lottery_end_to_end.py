@@ -12,8 +12,8 @@ import torch
 from mlflow import MlflowClient
 
 from scale_lth.config import load
-from scale_lth.lottery.layout import Layout, RunKey
 from scale_lth.pruning import Mask
+from scale_lth.results import Layout, RunKey
 from tests.lottery.conftest import BRANCHES, OVERRIDES, SMOKE
 from tests.processes import scale_lth, start, stop_session
 

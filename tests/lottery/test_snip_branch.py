@@ -4,8 +4,8 @@ live (tests/gpu runs the same level on a CUDA device) and keeps exactly the tick
 import torch
 
 from scale_lth.lottery.experiment import Experiment, Job
-from scale_lth.lottery.layout import RunKey
 from scale_lth.pruning import Mask
+from scale_lth.results import RunKey
 from scale_lth.training.session import Session
 
 

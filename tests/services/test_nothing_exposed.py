@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 
-from scale_lth.lottery.layout import Layout, RunKey
+from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS
 from tests.processes import session_members, start, stop_session
 

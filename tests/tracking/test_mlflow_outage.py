@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from scale_lth.config import load
-from scale_lth.lottery.layout import Layout, RunKey
+from scale_lth.results import Layout, RunKey
 from scale_lth.tracking.outbox import outboxes
 from tests.lottery.conftest import OVERRIDES, SMOKE
 from tests.processes import scale_lth, start, stop_session

@@ -4,8 +4,8 @@ resumed from its checkpoint ends bitwise equal to an uninterrupted one (CPU, sam
 import pytest
 import torch
 
-from scale_lth.lottery.experiment import Experiment, Job, Observer
-from scale_lth.lottery.layout import RunKey
+from scale_lth.lottery.experiment import Experiment, Job
+from scale_lth.results import Observer, RunKey
 from scale_lth.training.loop import train_run
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints

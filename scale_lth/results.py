@@ -1,8 +1,12 @@
-"""Where an experiment's results live: ``<root>/<name>-<hash>/replicate_<r>/level_<l>/<branch>/``.
+"""An experiment's results: run keys, every file and folder name of an experiment, and the
+events a run sends to whoever listens. The lowest layer beside the config: the engine writes
+results through it, and tracking, reports and progress read them through it (never from the
+engine).
 
-A run folder holds ``mask.pt`` (bit-packed; absent for the dense level), ``final.pt`` (the
-trained weights) and ``metrics.json``, written last: a run is finished when it has one. The
-trunk's dense level also holds ``init.pt`` (step 0) and ``rewind.pt`` (step k).
+Where they live: ``<root>/<name>-<hash>/replicate_<r>/level_<l>/<branch>/``. A run folder holds
+``mask.pt`` (bit-packed; absent for the dense level), ``final.pt`` (the trained weights) and
+``metrics.json``, written last: a run is finished when it has one. The trunk's dense level also
+holds ``init.pt`` (step 0) and ``rewind.pt`` (step k).
 """
 
 from __future__ import annotations
@@ -60,6 +64,21 @@ class Layout:
         return self.run_dir(RunKey(replicate, 0)) / "rewind.pt"
 
     @property
+    def config_path(self) -> Path:
+        """The resolved config, for people (results are found by hash)."""
+        return self.root / "config.yaml"
+
+    @property
+    def identity_path(self) -> Path:
+        """What the experiment computes, checked against the config on every start."""
+        return self.root / "identity.json"
+
+    @property
+    def report_dir(self) -> Path:
+        """The report: ``report.json`` and its plots."""
+        return self.root / "report"
+
+    @property
     def tracking_dir(self) -> Path:
         """Tracking events not yet in the tracking store (see scale_lth.tracking.outbox)."""
         return self.root / "tracking"
@@ -93,3 +112,16 @@ class Layout:
                 )
             )
         return sorted(keys)
+
+
+class Observer:
+    """Hears about runs (progress display, experiment tracking); attached on rank 0 only."""
+
+    def run_started(self, key: RunKey, density: float, total_steps: int) -> None: ...
+
+    def evaluated(self, key: RunKey, row: dict[str, float]) -> None: ...
+
+    def run_finished(self, key: RunKey, metrics: dict) -> None: ...
+
+    def finished(self) -> None:
+        """The job is done (every run it asked for is finished)."""
