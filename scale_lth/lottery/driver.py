@@ -112,7 +112,8 @@ def check(config: Config, job: Job) -> tuple[Config, Layout]:
     probe = build_network(config, info, seed=0)
     layout = Layout(config.experiment_dir)
     preflight.check_results(layout, job.keys(), probe, config)
-    preflight.check_disk(config, probe, runs_per_level=1 + len(job.branches))
+    if any(not layout.is_done(key) for key in job.keys()):  # room only for what will train
+        preflight.check_disk(config, probe, runs_per_level=1 + len(job.branches))
     return config, layout
 
 
