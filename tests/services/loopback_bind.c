@@ -1,6 +1,6 @@
 /* Preloaded into the tests' slurmctld: a bind() to every interface binds to loopback instead.
- * Slurm 22.05 honours CommunicationParameters=NoInAddrAny in every daemon but slurmctld (its
- * documentation says so), which otherwise listens on 0.0.0.0. */
+ * Slurm 22.05's slurmd and slurmdbd honour CommunicationParameters=NoInAddrAny; its slurmctld
+ * still listened on 0.0.0.0 with it (measured with psutil). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <netinet/in.h>
