@@ -134,9 +134,11 @@ def _sync(args: argparse.Namespace) -> int:
     preflight.check_tracking(config, mlflow_tracker.tracking_uri(config), fallback=False)
     config = mlflow_tracker.prepare(config)
     left = mlflow_tracker.sync(config)
-    print(f"MLflow at {config.tracking.uri} has every tracking event" if not left else
-          f"{left} tracking events are still waiting: MLflow stopped answering")  # fmt: skip
-    return 1 if left else 0
+    if left:
+        print(f"{left} tracking events are still waiting: MLflow stopped answering")
+        return 1
+    print(f"MLflow at {config.tracking.uri} has every tracking event")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

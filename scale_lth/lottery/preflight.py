@@ -187,12 +187,12 @@ def check_disk(config: Config, probe: nn.Module, runs_per_level: int) -> None:
         )
 
 
-def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if count < 1024:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
-    raise AssertionError("unreachable")
+    return f"{count:.1f} GB"
 
 
 # ----- services -----------------------------------------------------------------------------

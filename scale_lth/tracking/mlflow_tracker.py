@@ -282,12 +282,13 @@ class MlflowTracker(Observer):
         self.wake.set()
 
     def _wait(self) -> None:
-        """Until one delivery attempt begun after now has ended."""
+        """Until a delivery attempt begun after now has ended (attempts run one at a time, so
+        the ``target``-th to end is one begun after now)."""
         with self.attempts:
             target = self.started + 1
         self.wake.set()
         with self.attempts:
-            self.attempts.wait_for(lambda: self.ended >= target and self.started >= target)
+            self.attempts.wait_for(lambda: self.ended >= target)
 
     def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
         self.replicates.add(key.replicate)

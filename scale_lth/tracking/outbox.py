@@ -1,8 +1,8 @@
 """Tracking events kept on disk until the tracking store has them.
 
 Every event of a run (started, evaluated, finished) is appended to an outbox file in the
-experiment's ``tracking/`` folder before anything is sent, and a count of the events delivered
-is kept beside it. Whatever the store could not take (a server that went away, a killed
+experiment's ``tracking/`` folder before anything is sent, and how far it is delivered is kept
+beside it. Whatever the store could not take (a server that went away, a killed
 process) stays there and is delivered, in order, by the next invocation or by
 ``scale-lth sync``. Each process has an outbox of its own, so workers never write one file
 together; an outbox delivered whole is removed.
@@ -22,7 +22,8 @@ Event = dict[str, Any]
 
 
 class Outbox:
-    """One process's events: ``<name>.jsonl`` and ``<name>.sent`` (events delivered)."""
+    """One process's events: ``<name>.jsonl``, and ``<name>.sent`` holding how many of its
+    bytes are delivered (so each delivery reads only what is new)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -42,39 +43,42 @@ class Outbox:
     def _sent(self) -> int:
         return int(self.sent_path.read_text()) if self.sent_path.is_file() else 0
 
-    def pending(self) -> list[Event]:
-        """The events not delivered yet, in order (a line cut short by a kill is dropped)."""
+    def pending(self) -> list[tuple[Event, int]]:
+        """The events not delivered yet, in order, each with the byte offset just past it (a
+        line cut short by a kill is left out)."""
         with self.lock:
             if not self.path.is_file():
                 return []
-            lines = self.path.read_text().splitlines()
+            with open(self.path, "rb") as file:
+                offset = self._sent()
+                file.seek(offset)
+                lines = file.read().splitlines(keepends=True)
         events = []
-        for line in lines[self._sent() :]:
-            try:
-                events.append(json.loads(line))
-            except ValueError:
+        for line in lines:
+            if not line.endswith(b"\n"):
                 break  # the last line, half-written when its process was killed
+            offset += len(line)
+            events.append((json.loads(line), offset))
         return events
 
-    def delivered(self, count: int) -> None:
-        """``count`` more events are in the store."""
+    def delivered(self, offset: int) -> None:
+        """Everything before byte ``offset`` is in the store."""
         with self.lock:
             temporary = self.sent_path.with_name(f".{self.sent_path.name}.partial")
-            temporary.write_text(str(self._sent() + count))
+            temporary.write_text(str(offset))
             os.replace(temporary, self.sent_path)
 
     def deliver(self, send: Callable[[Event], None]) -> int:
         """Send the pending events in order, recording each; returns how many are left (an
         error from ``send`` propagates, the event it met still pending)."""
-        events = self.pending()
-        for event in events:
+        for event, end in self.pending():
             send(event)
-            self.delivered(1)
+            self.delivered(end)
         return len(self.pending())
 
     def remove_if_delivered(self) -> None:
         with self.lock:
-            if self.path.is_file() and self._sent() >= len(self.path.read_text().splitlines()):
+            if self.path.is_file() and self._sent() >= self.path.stat().st_size:
                 self.path.unlink()
                 self.sent_path.unlink(missing_ok=True)
 
