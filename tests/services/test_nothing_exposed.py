@@ -35,11 +35,18 @@ def listening(processes) -> list[tuple[str, int, str]]:
         listens = connection.status == psutil.CONN_LISTEN or udp_bound
         if connection.pid in pids and listens and connection.laddr:
             try:
-                name = " ".join(pids[connection.pid].cmdline())[:80]
+                name = command(pids[connection.pid].cmdline())
             except psutil.Error:
                 name = "?"
             found.append((connection.laddr.ip, connection.laddr.port, name))
     return found
+
+
+def command(cmdline: list[str]) -> str:
+    """A process's command line shortened for messages, its program without the folder (which
+    depends on where the checkout lies) so that the program's name is always in it."""
+    program, *arguments = cmdline or ["?"]
+    return " ".join([program.rsplit("/", 1)[-1], *arguments])[:80]
 
 
 def loopback(address: str) -> bool:
