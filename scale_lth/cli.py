@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from scale_lth import methods
 from scale_lth.config import load
 from scale_lth.errors import UserError, WorkerError
 
@@ -32,8 +33,8 @@ def _config_show(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from scale_lth.lottery.driver import run_job
-    from scale_lth.lottery.experiment import Job
+    from scale_lth.driver import run_job
+    from scale_lth.lottery.job import Job
 
     config = load(args.config, args.overrides)
     run_job(config, Job(replicates=range(config.replicates), levels=[0]), quiet=args.quiet)
@@ -41,8 +42,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _lottery(args: argparse.Namespace) -> int:
-    from scale_lth.lottery.driver import run_job
-    from scale_lth.lottery.experiment import Job
+    from scale_lth.driver import run_job
+    from scale_lth.lottery.job import Job
 
     config = load(args.config, args.overrides)
     job = Job(
@@ -70,14 +71,14 @@ def parse_levels(text: str) -> list[int]:
 
 
 def _branch(args: argparse.Namespace) -> int:
-    from scale_lth.lottery.branches import BRANCHES
-    from scale_lth.lottery.driver import run_job
-    from scale_lth.lottery.experiment import Job
+    from scale_lth.driver import run_job
+    from scale_lth.lottery.job import Job
     from scale_lth.results import Layout, RunKey
 
     config = load(args.config, args.overrides)
-    if args.name not in BRANCHES:
-        raise UserError(f"no baseline named '{args.name}'; known: {', '.join(sorted(BRANCHES))}")
+    if args.name not in methods.baselines():
+        known = ", ".join(methods.baselines())
+        raise UserError(f"no baseline named '{args.name}'; known: {known}")
     levels = parse_levels(args.levels)
     layout = Layout(config.experiment_dir)
     missing = [
@@ -124,8 +125,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from scale_lth.lottery import preflight
-    from scale_lth.lottery.driver import absolute_paths
+    from scale_lth import preflight
+    from scale_lth.driver import absolute_paths
     from scale_lth.tracking import mlflow_tracker
 
     config = absolute_paths(load(args.config, args.overrides))
@@ -165,8 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     lottery.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
     lottery.set_defaults(func=_lottery)
 
-    branch = verbs.add_parser("branch", help="train one baseline off an existing trunk")
-    branch.add_argument("name", help="the baseline: reinit, random_prune or snip")
+    branch = verbs.add_parser(
+        "branch",
+        help="train one baseline off an existing trunk",
+        description="Baselines: "
+        + "; ".join(f"{m.name}: {m.summary}" for m in map(methods.METHODS.get, methods.baselines()))
+        + ".",
+    )
+    branch.add_argument("name", help=f"the baseline: {', '.join(methods.baselines())}")
     add_config_arguments(branch)
     branch.add_argument("--levels", required=True, help="levels like 1-5,8")
     branch.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")

@@ -17,9 +17,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scale_lth import methods
 from scale_lth.storage import load_json
 
-MAIN = "main"
+MAIN = methods.TICKET
+
+
+def method_of(branch: str) -> str:
+    """The method a branch trains (its name less any settings suffix: ``snip-3f9a0c``)."""
+    return branch.split("-", 1)[0]
+
+
+def branch_order(branch: str) -> tuple[int, str]:
+    """Where a branch goes in tables and legends: the registry's order, then by name."""
+    return methods.order(method_of(branch)), branch
+
+
+def branch_label(branch: str) -> str:
+    """What plots call a branch: its method's label, and the settings suffix if any."""
+    method, _, suffix = branch.partition("-")
+    return methods.label(method) + (f" [{suffix}]" if suffix else "")
 
 
 @dataclass(frozen=True, order=True)
@@ -31,7 +48,7 @@ class RunKey:
     @property
     def method(self) -> str:
         """The method this run trains (its branch name less any settings suffix)."""
-        return self.branch.split("-", 1)[0]
+        return method_of(self.branch)
 
     @property
     def run_id(self) -> str:

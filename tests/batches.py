@@ -5,6 +5,7 @@ import torch
 from scale_lth import models
 from scale_lth.pruning import Mask
 from scale_lth.training.loop import RunData
+from scale_lth.training.schedule import Schedule
 
 
 class ListBatches:
@@ -45,3 +46,12 @@ def half_mask(model) -> Mask:
             for n in models.prunable(model)
         }
     )
+
+
+def plain_steps(training, data) -> dict:
+    """``train_run``'s step counts for ``training`` over ``data``'s epochs (the driver's job)."""
+    per_epoch = len(data.train)
+    return {
+        "schedule": Schedule.of(training, per_epoch),
+        "eval_every": training.eval_every.iterations(per_epoch),
+    }

@@ -2,9 +2,9 @@
 
 Only values that differ from the schema's defaults take part, so adding an option with a
 neutral default never renames existing results (tests pin a few hashes to catch renames). A
-baseline's own settings (fields whose metadata names a ``method``) stay out of the experiment's
-hash; they name that baseline's runs instead (``method_hash``), so changing one never renames
-the trunk.
+method's own settings (the ``baselines`` fields the method registry names) stay out of the
+experiment's hash; they name that method's runs instead (``method_hash``), so changing one
+never renames the trunk.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import hashlib
 import json
 from typing import Any
 
+from scale_lth import methods
 from scale_lth.config.duration import Duration
 
 
-def non_default_values(config: Any, method: str | None = None) -> dict[str, Any]:
+def non_default_values(config: Any, method: str | None = None, section: str = "") -> dict:
     """The hashed fields of a config dataclass whose values differ from their defaults: the
     experiment's (``method=None``) or those of one method's own settings."""
     values: dict[str, Any] = {}
@@ -25,11 +26,12 @@ def non_default_values(config: Any, method: str | None = None) -> dict[str, Any]
         if not spec.metadata.get("hashed", True):
             continue
         value = getattr(config, spec.name)
+        owner = methods.owner_of(spec.name) if section == "baselines" else None
         if dataclasses.is_dataclass(value):
-            nested = non_default_values(value, method)
+            nested = non_default_values(value, method, spec.name)
             if nested:
                 values[spec.name] = nested
-        elif spec.metadata.get("method") == method and value != _default(spec):
+        elif owner == method and value != _default(spec):
             values[spec.name] = _plain(value)
     return values
 

@@ -127,7 +127,7 @@ def _coerce(value: Any, hint: Any, source: str, key: str, spec: dataclasses.Fiel
         items = converted.values() if isinstance(converted, dict) else converted
         for item in items if isinstance(converted, (list, dict)) else [converted]:
             if item is not None and not test(item):
-                raise ConfigError(f"{source}: '{key}' must be {wanted}, got {item!r}")
+                raise ConfigError(f"{source}: '{key}' must be {wanted()}, got {item!r}")
     return converted
 
 

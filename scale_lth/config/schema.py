@@ -1,9 +1,9 @@
 """The experiment schema: one frozen dataclass per config section, a help string per field.
 
 Fields marked ``hashed=False`` say where, how or how far an experiment runs, not what it
-computes; they never change the experiment's hash (and so its output folder). Fields marked
-``method=NAME`` are one baseline's own settings: they name that baseline's runs, never the
-experiment (see scale_lth.config.hashing).
+computes; they never change the experiment's hash (and so its output folder). The fields of
+``baselines`` that the method registry (scale_lth.methods) lists as a method's own settings
+name that method's runs, never the experiment (see scale_lth.config.hashing).
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from scale_lth import methods
 from scale_lth.config.duration import Duration
 from scale_lth.config.hashing import experiment_hash, flatten, method_hash
 
-Rule = tuple[Callable[[Any], bool], str]  # a test of a value, and what it asks for
+Rule = tuple[Callable[[Any], bool], Callable[[], str]]  # a test of a value, what it asks for
 
 
 def at_least(low: int) -> Rule:
-    return (lambda value: value >= low, f">= {low}")
+    return (lambda value: value >= low, lambda: f">= {low}")
 
 
 def interval(low: float, high: float, closed_low: bool = False, closed_high: bool = False) -> Rule:
@@ -32,27 +33,31 @@ def interval(low: float, high: float, closed_low: bool = False, closed_high: boo
         return above and below
 
     if high == float("inf"):
-        return (test, f"{'>=' if closed_low else '>'} {low}")
-    return (test, f"in {'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}")
+        return (test, lambda: f"{'>=' if closed_low else '>'} {low}")
+    return (
+        test,
+        lambda: f"in {'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}",
+    )
 
 
-def option(
-    default,
-    help: str,
-    hashed: bool = True,
-    method: str | None = None,
-    valid: Rule | None = None,
-):
+def known_baseline() -> Rule:
+    """A baseline of the method registry (read when a config is validated)."""
+    return (
+        lambda value: value in methods.baselines(),
+        lambda: "one of " + ", ".join(repr(name) for name in methods.baselines()),
+    )
+
+
+def option(default, help: str, hashed: bool = True, valid: Rule | None = None):
     """A config field with its help text; ``valid`` is a rule every value must meet (a value
     in a list or mapping, each one); mutable defaults are copied per instance."""
-    metadata = {"help": help, "hashed": hashed, "method": method, "valid": valid}
+    metadata = {"help": help, "hashed": hashed, "valid": valid}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
 Dataset = Literal["digits", "mnist", "cifar10", "imagenet", "synthetic"]
-Branch = Literal["reinit", "random_prune", "snip"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,11 @@ class TrainingConfig:
 @dataclass(frozen=True)
 class PruningConfig:
     strategy: Literal["magnitude"] = option("magnitude", "how a level chooses what to remove")
+    method: Literal["iterative", "oneshot"] = option(
+        "iterative",
+        "iterative: level l prunes level l-1's trained weights; oneshot: level l prunes the "
+        "dense network's trained weights straight to (1-p)^l (levels independent)",
+    )
     scope: Literal["global", "layer"] = option("global", "rank globally or within each layer")
     fraction: float = option(
         0.2, "fraction of the remaining weights removed per level", valid=interval(0, 1)
@@ -137,15 +147,26 @@ class PruningConfig:
 @dataclass(frozen=True)
 class RewindingConfig:
     step: Duration = option(Duration.parse("0it"), "rewind point k (0it: original LTH)")
+    mode: Literal["weights", "lr", "finetune"] = option(
+        "weights",
+        "weights: rewind survivors to step k; lr: keep the trained weights and replay the "
+        "learning rates from step k; finetune: keep them and train T-k steps at the final rate",
+    )
 
 
 @dataclass(frozen=True)
 class BaselinesConfig:
-    branches: list[Branch] = option(
-        [], "baselines trained at every level's density (adding one keeps the trunk)", hashed=False
+    branches: list[str] = option(
+        [],
+        "baselines trained at every level's density (adding one keeps the trunk)",
+        hashed=False,
+        valid=known_baseline(),
     )
-    snip_batches: int = option(
-        1, "minibatches SNIP scores are summed over", method="snip", valid=at_least(1)
+    snip_batches: int = option(1, "minibatches SNIP scores are summed over", valid=at_least(1))
+    scratch_b_max_factor: float = option(
+        2.0,
+        "Scratch-B trains up to this many times the steps (dense over sparse FLOPs, capped)",
+        valid=interval(1, float("inf"), closed_low=True),
     )
 
 

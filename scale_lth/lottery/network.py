@@ -12,6 +12,19 @@ from scale_lth.config import Config, ConfigError
 from scale_lth.data import DataInfo
 
 
+def check_model(config: Config) -> None:
+    """The model exists and takes the options the config gives it."""
+    name = config.model.name
+    if name not in models.names():
+        raise ConfigError(
+            f"model.name '{name}' is no model here; known: {', '.join(models.names())}"
+        )
+    if config.model.dropout and "dropout" not in models.options(name):
+        raise ConfigError(
+            f"model.dropout: {name} has no dropout (only conv2/4/6 do); remove model.dropout"
+        )
+
+
 def build_network(config: Config, info: DataInfo, seed: int) -> nn.Module:
     """``config.model.name`` for ``info``'s images and classes, initialised from ``seed``."""
     accepted = models.options(config.model.name)

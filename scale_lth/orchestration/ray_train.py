@@ -24,9 +24,10 @@ import torch
 
 from scale_lth.config import Config
 from scale_lth.console import say
-from scale_lth.errors import WorkerError
-from scale_lth.lottery.experiment import Experiment, Job
-from scale_lth.lottery.preflight import check_placement
+from scale_lth.errors import UserError, WorkerError
+from scale_lth.lottery.job import Job
+from scale_lth.lottery.runner import Runner
+from scale_lth.lottery.steps import Steps
 from scale_lth.orchestration.failures import FailureFile, one_line
 from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
 from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
@@ -61,7 +62,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, config.scaling.cpus_per_worker))
     try:
         observers: list[Observer] = loop_config["observers"]() if session.is_chief else []
-        Experiment(config, session, observers).execute(job)
+        Runner(config, session, loop_config["steps"], observers).execute(job)
     except Exception as error:
         failure.record(error, session.rank)
         raise
@@ -107,7 +108,7 @@ def _use_local_token() -> None:
     use_token(create_token(folder / "auth_token"))
 
 
-def fit(config: Config, job: Job, observers) -> None:
+def fit(config: Config, job: Job, steps: Steps, observers) -> None:
     """Run ``job`` on ``scaling.num_workers`` Ray Train workers and wait for it."""
     connect(config)  # first: it sets the auth environment that importing ray reads
     import ray
@@ -134,6 +135,7 @@ def fit(config: Config, job: Job, observers) -> None:
         train_loop_config={
             "config": config,
             "job": job,
+            "steps": steps,
             "observers": observers,
             "failure": failure,
         },
@@ -156,6 +158,24 @@ def fit(config: Config, job: Job, observers) -> None:
         attempts = scaling.max_failures + 1
         raise WorkerError(f"the workers failed {attempts} times: {_root(error)}") from None
     failure.raise_recorded()
+
+
+def check_placement(config: Config, cpus: float, gpus: float, where: str) -> None:
+    """More workers (CPUs, GPUs) than the cluster has can never be placed: refuse, not wait."""
+    scaling = config.scaling
+    wanted_cpus = scaling.num_workers * scaling.cpus_per_worker
+    if wanted_cpus > cpus:
+        raise UserError(
+            f"scaling.num_workers {scaling.num_workers} x scaling.cpus_per_worker "
+            f"{scaling.cpus_per_worker} needs {wanted_cpus} CPUs, the Ray cluster {where} has "
+            f"{cpus:g}: lower them or use a larger cluster"
+        )
+    if scaling.use_gpu and scaling.num_workers > gpus:
+        raise UserError(
+            f"scaling.num_workers {scaling.num_workers} with scaling.use_gpu needs "
+            f"{scaling.num_workers} GPUs, the Ray cluster {where} has {gpus:g}: lower "
+            "scaling.num_workers or use a larger cluster"
+        )
 
 
 def _root(error: BaseException) -> str:

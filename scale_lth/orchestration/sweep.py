@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from scale_lth.config import load
 from scale_lth.errors import UserError
-from scale_lth.lottery.preflight import check_model
+from scale_lth.lottery.network import check_model
 from scale_lth.orchestration.slurm import ExperimentTask, executor
 
 

@@ -1,18 +1,44 @@
 """The papers' figures: accuracy and early-stop iteration against % weights remaining
-(log scale, decreasing left to right), one line per branch with a +-std band."""
+(log scale, decreasing left to right, a tick at every density measured), one line per branch
+with a +-std band."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from scale_lth.report.table import BRANCH_ORDER, Row
+from scale_lth.report.table import Row
+from scale_lth.results import MAIN, branch_label, branch_order
 
-LABELS = {
-    "main": "winning ticket (IMP)",
-    "reinit": "random reinit",
-    "random_prune": "random pruning",
-    "snip": "SNIP",
-}
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    x: list[float]  # % of weights remaining
+    y: list[float]
+    spread: list[float] | None  # +- band
+
+
+def lines(rows: list[Row], value: str, spread: str | None) -> list[Line]:
+    """One line per branch in the registry's order, each starting at the dense network."""
+    branches = sorted({r.branch for r in rows}, key=branch_order)
+    dense = [r for r in rows if r.branch == MAIN and r.level == 0]
+    drawn = []
+    for branch in branches:
+        line = sorted(
+            [r for r in rows if r.branch == branch] + (dense if branch != MAIN else []),
+            key=lambda r: -r.weights_remaining,
+        )
+        scale = 100 if "accuracy" in value else 1
+        drawn.append(
+            Line(
+                branch_label(branch),
+                [100 * r.weights_remaining for r in line],
+                [getattr(r, value) * scale for r in line],
+                [100 * getattr(r, spread) for r in line] if spread else None,
+            )
+        )
+    return drawn
 
 
 def _figure(rows: list[Row], value: str, spread: str | None, ylabel: str, title: str, path: Path):
@@ -23,25 +49,19 @@ def _figure(rows: list[Row], value: str, spread: str | None, ylabel: str, title:
     import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    branches = sorted({r.branch for r in rows}, key=lambda b: (BRANCH_ORDER + (b,)).index(b))
-    dense = [r for r in rows if r.branch == "main" and r.level == 0]
-    for branch in branches:
-        line = sorted(
-            [r for r in rows if r.branch == branch] + (dense if branch != "main" else []),
-            key=lambda r: -r.weights_remaining,
-        )
-        x = [100 * r.weights_remaining for r in line]
-        y = [getattr(r, value) * (100 if "accuracy" in value else 1) for r in line]
-        axes.plot(x, y, marker="o", markersize=3, label=LABELS.get(branch, branch))
-        if spread is not None:
-            s = [100 * getattr(r, spread) for r in line]
-            axes.fill_between(x, [a - b for a, b in zip(y, s, strict=True)],
-                              [a + b for a, b in zip(y, s, strict=True)], alpha=0.2)  # fmt: skip
+    for line in lines(rows, value, spread):
+        axes.plot(line.x, line.y, marker="o", markersize=3, label=line.label)
+        if line.spread is not None:
+            low = [a - b for a, b in zip(line.y, line.spread, strict=True)]
+            high = [a + b for a, b in zip(line.y, line.spread, strict=True)]
+            axes.fill_between(line.x, low, high, alpha=0.2)
     axes.set_xscale("log")
     axes.invert_xaxis()
-    axes.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    measured = sorted({round(100 * r.weights_remaining, 6) for r in rows}, reverse=True)
+    axes.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(measured))  # ticks where measured
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axes.tick_params(axis="x", labelrotation=90 if len(measured) > 8 else 0)
     axes.set_xlabel("% of weights remaining")
     axes.set_ylabel(ylabel)
     axes.set_title(title)

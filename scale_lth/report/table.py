@@ -6,9 +6,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 
-from scale_lth.results import MAIN, Layout
-
-BRANCH_ORDER = (MAIN, "reinit", "random_prune", "snip")
+from scale_lth.results import Layout, branch_order
 
 
 @dataclass(frozen=True)
@@ -35,10 +33,9 @@ def collect(layout: Layout) -> list[Row]:
     groups: dict[tuple[int, str], list[dict]] = {}
     for key in layout.finished():
         groups.setdefault((key.level, key.branch), []).append(layout.read_metrics(key))
-    rank = {branch: index for index, branch in enumerate(BRANCH_ORDER)}
     rows = []
     for (level, branch), runs in sorted(
-        groups.items(), key=lambda item: (item[0][0], rank.get(item[0][1], 99), item[0][1])
+        groups.items(), key=lambda item: (item[0][0], branch_order(item[0][1]))
     ):
         accuracies = [run["final_accuracy"] for run in runs]
         rows.append(
@@ -60,7 +57,7 @@ def collect(layout: Layout) -> list[Row]:
 
 def format_table(rows: list[Row]) -> str:
     """Levels down, branches across: accuracy mean +- std (early-stop iteration)."""
-    branches = sorted({row.branch for row in rows}, key=lambda b: (BRANCH_ORDER + (b,)).index(b))
+    branches = sorted({row.branch for row in rows}, key=branch_order)
     cells = {(row.level, row.branch): row for row in rows}
     levels = sorted({row.level for row in rows})
     header = f"{'level':>5} {'weights':>9}  " + "  ".join(f"{b:>24}" for b in branches)

@@ -26,6 +26,7 @@ from scale_lth.config.schema import TrainingConfig
 from scale_lth.pruning import Mask, MaskedParameters
 from scale_lth.training.history import History
 from scale_lth.training.optim import build_optimizer, build_scheduler
+from scale_lth.training.schedule import Schedule
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints, TrainingState
 
@@ -85,26 +86,30 @@ def train_run(
     training: TrainingConfig,
     session: Session,
     *,
+    schedule: Schedule,
     run_dir: Path,
     mask: Mask | None = None,
     start_step: int = 0,
     save_points: Mapping[int, Callable[[torch.nn.Module, int], None]] | None = None,
+    eval_every: int = 1,
     checkpoint_every: int = 0,
     on_eval: Callable[[dict[str, float]], None] | None = None,
 ) -> RunResult:
-    """Train ``model`` from ``start_step`` to the end of ``training.duration``.
+    """Train ``model`` from ``start_step`` to ``schedule.total`` (plain optimizer steps;
+    ``training`` gives the optimizer, precision and loss).
 
     ``save_points`` maps steps to callbacks ``save(model, step)`` run on rank 0 when the run
-    reaches them (the rewind point); ``on_eval`` receives every evaluation row on rank 0.
-    ``checkpoint_every`` (steps; 0: never) sets how often a resumable checkpoint is written
-    into ``run_dir`` (the caller clears them once it has stored the run's results).
+    reaches them (the rewind point); ``on_eval`` receives every evaluation row on rank 0,
+    measured every ``eval_every`` steps and at the end. ``checkpoint_every`` (steps; 0: never)
+    sets how often a resumable checkpoint is written into ``run_dir`` (the caller clears them
+    once it has stored the run's results).
     """
     device = session.device
     iterations_per_epoch = len(data.train)
-    total = training.duration.iterations(iterations_per_epoch)
+    total = schedule.total
     if not 0 <= start_step <= total:
         raise ValueError(f"start step {start_step} is outside the run's {total} steps")
-    eval_every = max(1, training.eval_every.iterations(iterations_per_epoch))
+    eval_every = max(1, eval_every)
     save_points = dict(save_points or {})
 
     model.to(device)
@@ -129,7 +134,7 @@ def train_run(
         network = DistributedDataParallel(model, device_ids=device_ids)
     optimizer = build_optimizer(model, training)
     step = state.step if state is not None else start_step
-    scheduler = build_scheduler(optimizer, training, iterations_per_epoch, start_step)
+    scheduler = build_scheduler(optimizer, schedule, start_step)
     scaler = torch.amp.GradScaler(device.type) if training.amp == "fp16" else None
     history = History(list(state.history) if state is not None else [])
     seconds = state.seconds if state is not None else 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from scale_lth.config.schema import TrainingConfig
-from scale_lth.training.schedule import lr_factor
+from scale_lth.training.schedule import Schedule
 
 
 def build_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
@@ -26,20 +26,11 @@ def build_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.o
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer,
-    training: TrainingConfig,
-    iterations_per_epoch: int,
-    start_step: int = 0,
+    optimizer: torch.optim.Optimizer, schedule: Schedule, start_step: int = 0
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR positioned at ``start_step``: the next optimizer step uses the rate an
     uninterrupted run uses for its step ``start_step + 1`` (how a rewound level resumes)."""
-    factor = lr_factor(
-        training.lr_schedule,
-        total_steps=training.duration.iterations(iterations_per_epoch),
-        warmup_steps=training.warmup.iterations(iterations_per_epoch),
-        milestones=[m.iterations(iterations_per_epoch) for m in training.milestones],
-        gamma=training.gamma,
-    )
+    factor = schedule.factor()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if start_step:
         scheduler.last_epoch = start_step

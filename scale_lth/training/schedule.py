@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from scale_lth.config.schema import TrainingConfig
 
 
 def lr_factor(
@@ -35,3 +38,46 @@ def lr_factor(
         return warm
 
     return factor
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A run's learning-rate schedule in plain optimizer steps: ``lr_factor``'s arguments, or
+    one ``fixed`` factor for every step."""
+
+    kind: str
+    total: int
+    warmup: int = 0
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    fixed: float | None = None
+
+    @classmethod
+    def of(cls, training: TrainingConfig, per_epoch: int) -> Schedule:
+        """The training config's schedule for ``per_epoch`` optimizer steps per epoch."""
+        return cls(
+            kind=training.lr_schedule,
+            total=training.duration.iterations(per_epoch),
+            warmup=training.warmup.iterations(per_epoch),
+            milestones=tuple(m.iterations(per_epoch) for m in training.milestones),
+            gamma=training.gamma,
+        )
+
+    def factor(self) -> Callable[[int], float]:
+        """The multiplier of the peak rate at each step."""
+        if self.fixed is not None:
+            fixed = self.fixed
+            return lambda step: fixed
+        return lr_factor(self.kind, self.total, self.warmup, self.milestones, self.gamma)
+
+    def stretched(self, factor: float) -> Schedule:
+        """``factor`` times the steps, the milestones moved in proportion (Scratch-B)."""
+        return replace(
+            self,
+            total=round(self.total * factor),
+            milestones=tuple(round(m * factor) for m in self.milestones),
+        )
+
+    def at_final_rate(self) -> Schedule:
+        """Every step at the rate of this schedule's last step (fine-tuning)."""
+        return replace(self, fixed=self.factor()(self.total - 1))

@@ -19,7 +19,7 @@ from scale_lth.pruning import MaskedParameters, magnitude_prune, snip_prune, sni
 from scale_lth.training.loop import autocast, evaluate, train_run
 from scale_lth.training.optim import build_optimizer
 from scale_lth.training.session import Session
-from tests.batches import half_mask, random_data
+from tests.batches import half_mask, plain_steps, random_data
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -67,8 +67,10 @@ def test_masked_training_on_the_gpu_keeps_pruned_weights_exactly_zero(tmp_path, 
     model = conv2()
     mask = half_mask(model)
     start = {n: p.detach().clone().to(CUDA) for n, p in model.named_parameters()}
+    data = random_data(device=CUDA)
+    steps = plain_steps(training, data)
     result = train_run(
-        model, random_data(device=CUDA), training, Session(device=CUDA), run_dir=tmp_path, mask=mask
+        model, data, training, Session(device=CUDA), **steps, run_dir=tmp_path, mask=mask
     )
     parameters = dict(model.named_parameters())
     assert parameters["features.2.weight"].is_contiguous(memory_format=torch.channels_last)
@@ -132,11 +134,13 @@ def test_a_gpu_run_resumed_from_its_checkpoint_ends_bitwise_equal(tmp_path, dete
                 raise KeyboardInterrupt(f"stopped at {row['iteration']}")
 
         model = conv2(dropout=0.5)
+        data = random_data(device=CUDA)
         result = train_run(
             model,
-            random_data(device=CUDA),
+            data,
             training,
             Session(device=CUDA),
+            **plain_steps(training, data),
             run_dir=folder,
             mask=half_mask(model),
             checkpoint_every=10,
@@ -169,11 +173,13 @@ def test_a_rewound_gpu_run_starts_at_the_step_k_weights_times_the_mask(tmp_path)
     def capture(network, step):
         captured.update({n: t.detach().cpu() for n, t in network.state_dict().items()})
 
+    data = random_data(device=CUDA)
     train_run(
         model,
-        random_data(device=CUDA),
+        data,
         training,
         Session(device=CUDA),
+        **plain_steps(training, data),
         run_dir=tmp_path,
         mask=mask,
         start_step=10,

@@ -3,15 +3,16 @@ live (tests/gpu runs the same level on a CUDA device) and keeps exactly the tick
 
 import torch
 
-from scale_lth.lottery.experiment import Experiment, Job
+from scale_lth.lottery.job import Job
 from scale_lth.pruning import Mask
 from scale_lth.results import RunKey
 from scale_lth.training.session import Session
+from tests.runs import runner
 
 
 def run_a_level_with_snip(config, device: torch.device) -> None:
     """Level 0 and level 1 with its SNIP baseline on ``device``; checks the baseline."""
-    experiment = Experiment(config, Session(device=device))
+    experiment = runner(config, Session(device=device))
     branch = config.run_branch("snip")
     experiment.execute(Job([0], [0, 1], branches=[branch]))
     layout = experiment.layout

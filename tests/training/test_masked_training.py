@@ -10,7 +10,7 @@ from scale_lth.pruning import MaskedParameters
 from scale_lth.training.loop import autocast, train_run
 from scale_lth.training.optim import build_optimizer
 from scale_lth.training.session import Session
-from tests.batches import half_mask, random_data
+from tests.batches import half_mask, plain_steps, random_data
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,10 @@ def test_pruned_weights_are_exactly_zero_after_50_steps(tmp_path, overrides):
     model = models.build("conv2", num_classes=10, in_channels=1, image_size=8)
     mask = half_mask(model)
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
-    train_run(model, random_data(), training, Session(), run_dir=tmp_path, mask=mask)
+    data = random_data()
+    train_run(
+        model, data, training, Session(), **plain_steps(training, data), run_dir=tmp_path, mask=mask
+    )
     parameters = dict(model.named_parameters())
     for name, keep in mask.items():
         assert torch.count_nonzero(parameters[name][~keep]) == 0, name
@@ -59,7 +62,8 @@ def test_without_the_mask_the_same_training_moves_those_weights(tmp_path):
     with torch.no_grad():
         for name, keep in mask.items():
             dict(model.named_parameters())[name][~keep] = 0.0
-    train_run(model, random_data(), training, Session(), run_dir=tmp_path)
+    data = random_data()
+    train_run(model, data, training, Session(), **plain_steps(training, data), run_dir=tmp_path)
     parameters = dict(model.named_parameters())
     assert all(torch.count_nonzero(parameters[n][~keep]) > 0 for n, keep in mask.items())
 

@@ -4,11 +4,13 @@ resumed from its checkpoint ends bitwise equal to an uninterrupted one (CPU, sam
 import pytest
 import torch
 
-from scale_lth.lottery.experiment import Experiment, Job
+from scale_lth.lottery.job import Job
+from scale_lth.lottery.starts import run_start
 from scale_lth.results import Observer, RunKey
 from scale_lth.training.loop import train_run
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints
+from tests.runs import runner
 
 SCHEDULE = [
     "training.optimizer=sgd",
@@ -26,18 +28,18 @@ SCHEDULE = [
 
 def test_rewind_checkpoint_is_the_step_k_state_and_a_level_starts_there(smoke_config, tmp_path):
     config = smoke_config(*SCHEDULE)
-    experiment = Experiment(config, Session())
+    experiment = runner(config)
     experiment.execute(Job([0], [0]))
     rewind = torch.load(experiment.layout.rewind_path(0))
-    assert rewind["step"] == 20 and rewind["epoch"] == 20 // experiment.iterations_per_epoch()
+    assert rewind["step"] == 20
 
     # The same training stopped at step k holds exactly the saved step-k weights.
-    stopped = Experiment(smoke_config(*SCHEDULE, "training.duration=20it"), Session())
+    stopped = runner(smoke_config(*SCHEDULE, "training.duration=20it"))
     stopped.execute(Job([0], [0]))
     at_k = torch.load(stopped.layout.final_path(RunKey(0, 0)))
     assert all(torch.equal(at_k[name], rewind["model"][name]) for name in at_k)
 
-    start = experiment.ticket_start(RunKey(0, 1))
+    start = run_start(experiment.store, RunKey(0, 1), experiment.steps, snip_batches=None)
     assert start.step == 20
     captured = {}
 
@@ -45,10 +47,12 @@ def test_rewind_checkpoint_is_the_step_k_state_and_a_level_starts_there(smoke_co
         captured.update({n: t.detach().clone() for n, t in model.state_dict().items()})
 
     result = train_run(
-        experiment.network(start.weights),
+        experiment.store.network(start.weights),
         experiment.run_data(0),
         config.training,
         Session(),
+        schedule=start.schedule,
+        eval_every=experiment.steps.eval_every,
         run_dir=tmp_path / "level_1",
         mask=start.mask,
         start_step=start.step,
@@ -83,13 +87,13 @@ def test_a_run_resumed_from_its_checkpoint_ends_bitwise_equal(smoke_config, tmp_
         "training.checkpoint_every=1ep",
         "rewinding.step=0it",
     ]
-    whole = Experiment(smoke_config(*overrides, f"output_root={tmp_path / 'whole'}"), Session())
+    whole = runner(smoke_config(*overrides, f"output_root={tmp_path / 'whole'}"))
     whole.execute(Job([0], [0]))
 
     config = smoke_config(*overrides, f"output_root={tmp_path / 'stopped'}")
     with pytest.raises(KeyboardInterrupt):
-        Experiment(config, Session(), [StopAt(50)]).execute(Job([0], [0]))
-    resumed = Experiment(config, Session())
+        runner(config, observers=[StopAt(50)]).execute(Job([0], [0]))
+    resumed = runner(config)
     resumed.execute(Job([0], [0]))
 
     key = RunKey(0, 0)
@@ -116,7 +120,7 @@ class FirstStreams(Observer):
 def test_each_run_draws_dropout_from_a_stream_of_its_own(smoke_config):
     config = smoke_config("model.name=conv2", "model.dropout=0.5", "training.duration=20it")
     streams = FirstStreams()
-    Experiment(config, Session(), [streams]).execute(Job([0, 1], [0, 1], branches=["reinit"]))
+    runner(config, observers=[streams]).execute(Job([0, 1], [0, 1], branches=["reinit"]))
     states = list(streams.states.values())
     assert len(states) == 2 * 3
     assert all(not torch.equal(a, b) for i, a in enumerate(states) for b in states[i + 1 :])
@@ -124,19 +128,20 @@ def test_each_run_draws_dropout_from_a_stream_of_its_own(smoke_config):
 
 def test_a_run_is_never_resumed_with_another_world_size(smoke_config, tmp_path):
     config = smoke_config(*SCHEDULE, "training.checkpoint_every=10it")
-    stopped = Experiment(config, Session(), [StopAt(30)])
+    stopped = runner(config, observers=[StopAt(30)])
     with pytest.raises(KeyboardInterrupt):
         stopped.execute(Job([0], [0]))
     run_dir = stopped.layout.run_dir(RunKey(0, 0))
     assert Checkpoints(run_dir).world_size() == 1
     with pytest.raises(ValueError, match="checkpointed by 1 ranks and cannot resume with 2"):
         train_run(
-            stopped.network(),
+            stopped.store.network(),
             stopped.run_data(0),
             config.training,
             Session(rank=0, world_size=2),
+            schedule=stopped.steps.schedule,
             run_dir=run_dir,
         )
-    Experiment(config, Session()).execute(Job([0], [0]))
+    runner(config).execute(Job([0], [0]))
     metrics = stopped.layout.read_metrics(RunKey(0, 0))
     assert metrics["world_size"] == 1 and metrics["per_worker_batch"] == config.data.batch_size

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import socket
@@ -22,13 +21,14 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from scale_lth import models
 from scale_lth.config import Config, ConfigError
 from scale_lth.config.hashing import non_default_values
 from scale_lth.data import DataInfo
 from scale_lth.errors import UserError
 from scale_lth.lottery.network import pruned_names
+from scale_lth.lottery.steps import iterations_per_epoch, world_size
 from scale_lth.orchestration.ray_auth import require_client_token
+from scale_lth.orchestration.ray_train import check_placement
 from scale_lth.pruning import Mask
 from scale_lth.results import MAIN, Layout, RunKey
 from scale_lth.storage import load_json, load_torch
@@ -38,32 +38,7 @@ CONNECT_SECONDS = 5.0
 
 
 # ----- the config alone --------------------------------------------------------------------
-def check_model(config: Config) -> None:
-    """The model exists and takes the options the config gives it."""
-    name = config.model.name
-    if name not in models.names():
-        raise ConfigError(
-            f"model.name '{name}' is no model here; known: {', '.join(models.names())}"
-        )
-    if config.model.dropout and "dropout" not in models.options(name):
-        raise ConfigError(
-            f"model.dropout: {name} has no dropout (only conv2/4/6 do); remove model.dropout"
-        )
-
-
-def world_size(config: Config) -> int:
-    """The ranks that train each run: all workers under DDP, one with ``replicates``."""
-    return 1 if config.scaling.parallelism == "replicates" else config.scaling.num_workers
-
-
 # ----- the data ----------------------------------------------------------------------------
-def iterations_per_epoch(config: Config, info: DataInfo) -> int:
-    """Optimizer steps per epoch: each worker's shard in whole per-worker batches."""
-    workers = world_size(config)
-    per_worker = math.ceil(info.splits["train"] / workers)
-    return per_worker // (config.data.batch_size // workers)
-
-
 def check_data(config: Config, info: DataInfo) -> None:
     """Batches, durations and classes that fit the data."""
     workers = world_size(config)
@@ -214,24 +189,6 @@ def check_ray(config: Config) -> None:
         return
     if not address:
         check_placement(config, len(os.sched_getaffinity(0)), torch.cuda.device_count(), "here")
-
-
-def check_placement(config: Config, cpus: float, gpus: float, where: str) -> None:
-    """More workers (CPUs, GPUs) than the cluster has can never be placed: refuse, not wait."""
-    scaling = config.scaling
-    wanted_cpus = scaling.num_workers * scaling.cpus_per_worker
-    if wanted_cpus > cpus:
-        raise UserError(
-            f"scaling.num_workers {scaling.num_workers} x scaling.cpus_per_worker "
-            f"{scaling.cpus_per_worker} needs {wanted_cpus} CPUs, the Ray cluster {where} has "
-            f"{cpus:g}: lower them or use a larger cluster"
-        )
-    if scaling.use_gpu and scaling.num_workers > gpus:
-        raise UserError(
-            f"scaling.num_workers {scaling.num_workers} with scaling.use_gpu needs "
-            f"{scaling.num_workers} GPUs, the Ray cluster {where} has {gpus:g}: lower "
-            "scaling.num_workers or use a larger cluster"
-        )
 
 
 def check_tracking(config: Config, uri: str, fallback: bool = True) -> Config:

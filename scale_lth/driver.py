@@ -1,5 +1,6 @@
-"""The driver side of an experiment: check the input, make sure the data exists, skip what is
-finished, run the rest on Ray, and say what it cost."""
+"""The application's top layer, beside the command line: check the input, make sure the data
+exists, convert durations to steps, skip what is finished, run the rest on Ray, report, and
+say what it cost. It drives the lottery engine through orchestration, tracking and report."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from pathlib import Path
 
 import yaml
 
-from scale_lth.config import Config, ConfigError
+from scale_lth import preflight
+from scale_lth.config import Config
 from scale_lth.data import ensure_written
-from scale_lth.lottery import preflight
-from scale_lth.lottery.branches import BRANCHES
-from scale_lth.lottery.experiment import Job
-from scale_lth.lottery.network import build_network
+from scale_lth.lottery.job import Job
+from scale_lth.lottery.network import build_network, check_model
+from scale_lth.lottery.steps import Steps
+from scale_lth.orchestration import ray_train
 from scale_lth.progress import ConsoleProgress
+from scale_lth.report import format_table, write_report
 from scale_lth.results import Layout, Observer, RunKey
+from scale_lth.tracking import mlflow_tracker
 
 
 def absolute_paths(config: Config) -> Config:
@@ -57,12 +61,9 @@ def chief_observers(config: Config, quiet: bool) -> list[Observer]:
 def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     """Run what ``job`` asks for that is not finished, then report; return the runs this
     call finished."""
-    from scale_lth.orchestration import ray_train
-    from scale_lth.tracking import mlflow_tracker
-
     started = time.perf_counter()
     config = absolute_paths(config)
-    config, layout = check(config, job)
+    config, layout, steps = check(config, job)
     before = set(layout.finished())
     todo = [key for key in job.keys() if key not in before]
     config = mlflow_tracker.prepare(config)
@@ -75,7 +76,7 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
         print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train")
         write_config(config)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
-        ray_train.fit(config, job, partial(chief_observers, config, not bars))
+        ray_train.fit(config, job, steps, partial(chief_observers, config, not bars))
         finished = [key for key in layout.finished() if key not in before]
     report(config, finished)
     if finished:
@@ -93,17 +94,11 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     return finished
 
 
-def check(config: Config, job: Job) -> tuple[Config, Layout]:
+def check(config: Config, job: Job) -> tuple[Config, Layout, Steps]:
     """Every check that can fail on the input, before Ray starts or a result is written; the
-    config comes back with its tracking store settled (a fallback if the server is away)."""
-    from scale_lth.tracking import mlflow_tracker
-
-    preflight.check_model(config)
-    unknown = sorted({RunKey(0, 1, branch).method for branch in job.branches} - set(BRANCHES))
-    if unknown:
-        raise ConfigError(
-            f"unknown baseline(s) {', '.join(unknown)}; known: {', '.join(sorted(BRANCHES))}"
-        )
+    config comes back with its tracking store settled (a fallback if the server is away), and
+    the experiment's durations in steps."""
+    check_model(config)
     preflight.check_ray(config)
     config = preflight.check_tracking(config, mlflow_tracker.tracking_uri(config))
     info = ensure_written(config.data_dir, config.data.dataset)
@@ -114,14 +109,11 @@ def check(config: Config, job: Job) -> tuple[Config, Layout]:
     preflight.check_results(layout, job.keys(), probe, config)
     if any(not layout.is_done(key) for key in job.keys()):  # room only for what will train
         preflight.check_disk(config, probe, runs_per_level=1 + len(job.branches))
-    return config, layout
+    return config, layout, Steps.of(config, info)
 
 
 def report(config: Config, finished: list[RunKey]) -> None:
     """Print the experiment's table and where its plots are; attach them to MLflow."""
-    from scale_lth.report import format_table, write_report
-    from scale_lth.tracking import mlflow_tracker
-
     rows, plots = write_report(config.experiment_dir, f"{config.name} ({config.hash})")
     if not rows:
         return

@@ -1,0 +1,92 @@
+"""Where a run starts, read from the method registry's words (scale_lth.methods): its weights,
+its mask, its first step and its schedule. Every baseline keeps exactly as many weights as its
+level's ticket (``random``: per tensor; ``snip``: in total)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from scale_lth import methods
+from scale_lth.lottery.steps import Steps
+from scale_lth.lottery.store import StartStore
+from scale_lth.models.flops import multiply_accumulates, weight_uses
+from scale_lth.pruning import Mask, random_prune, snip_prune
+from scale_lth.results import MAIN, RunKey
+from scale_lth.training.schedule import Schedule
+
+Batches = tuple[list[torch.Tensor], list[torch.Tensor]]
+
+
+@dataclass
+class RunStart:
+    """These weights (pruned ones zeroed by the mask), from this step, on this schedule."""
+
+    weights: dict[str, torch.Tensor]
+    mask: Mask | None
+    step: int
+    schedule: Schedule
+    compute_factor: float = 1.0  # the schedule's steps over the dense network's (Scratch-B)
+
+
+def method_start(store: StartStore, key: RunKey) -> methods.Start:
+    if key.branch == MAIN:
+        return methods.TICKET_STARTS[store.config.rewinding.mode]
+    return methods.METHODS[key.method].start
+
+
+def run_start(
+    store: StartStore, key: RunKey, steps: Steps, snip_batches: Callable[[], Batches]
+) -> RunStart:
+    """How the run ``key`` starts; ``snip_batches`` gives SNIP's minibatches (on the device)."""
+    if key.level == 0:  # the dense network, from the replicate's own initialisation
+        weights = store.fresh_weights(store.replicate_seed(key.replicate))
+        return RunStart(weights, None, 0, steps.schedule)
+    start = method_start(store, key)
+    mask = _mask(store, key, start.mask, snip_batches)
+    rewind_weights, rewind_step = store.rewind_point(key.replicate)
+    weights = {
+        "fresh": lambda: store.fresh_weights(store.derived_seed(key)),
+        "init": lambda: store.init_weights(key.replicate),
+        "rewind": lambda: rewind_weights,
+        "trained": lambda: store.trained_weights(key),
+    }[start.weights]()
+    step = rewind_step if start.step == "rewind" else 0
+    schedule, factor = steps.schedule, 1.0
+    if start.schedule == "final_lr":
+        schedule = schedule.at_final_rate()
+    elif start.schedule == "dense_compute":
+        factor = dense_compute_factor(store, mask)
+        schedule = schedule.stretched(factor)
+    return RunStart(weights, mask, step, schedule, factor)
+
+
+def _mask(store: StartStore, key: RunKey, kind: str, snip_batches: Callable[[], Batches]) -> Mask:
+    ticket = store.ticket_mask(key)
+    if kind == "ticket":
+        return store.shared_mask(key, lambda: ticket) if key.branch != MAIN else ticket
+    if kind == "random":
+        return store.shared_mask(key, lambda: random_prune(ticket, seed=store.derived_seed(key)))
+    init = store.init_weights(key.replicate)
+
+    def choose() -> Mask:  # SNIP scores at the init weights, where the minibatches are
+        model = store.network(init).to(store.session.device)
+        inputs, targets = snip_batches()
+        return snip_prune(
+            model, inputs, targets, density=ticket.num_kept / ticket.num_total, names=list(ticket)
+        )
+
+    return store.shared_mask(key, choose)
+
+
+def dense_compute_factor(store: StartStore, mask: Mask) -> float:
+    """Scratch-B's budget: the dense network's multiply-accumulates over the masked one's,
+    capped at ``baselines.scratch_b_max_factor``."""
+    info = store.info
+    size = store.config.data.resolution or (info.shape[1] if info.shape else 224)
+    uses = weight_uses(store.probe, torch.zeros(1, info.channels, size, size))
+    dense = multiply_accumulates(store.probe, uses)
+    sparse = multiply_accumulates(store.probe, uses, mask.layer_kept())
+    return min(dense / sparse, store.config.baselines.scratch_b_max_factor)

@@ -1,0 +1,48 @@
+"""An experiment's durations in optimizer steps, converted once, on the driver, from the data's
+size and the scaling settings; the workers read plain step counts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scale_lth.config import Config
+from scale_lth.data import DataInfo
+from scale_lth.training.schedule import Schedule
+
+
+def world_size(config: Config) -> int:
+    """The ranks that train each run: all workers under DDP, one with ``replicates``."""
+    return 1 if config.scaling.parallelism == "replicates" else config.scaling.num_workers
+
+
+def per_worker_batch(config: Config) -> int:
+    return config.data.batch_size // world_size(config)
+
+
+def iterations_per_epoch(config: Config, info: DataInfo) -> int:
+    """Optimizer steps per epoch: each rank's shard of the training split in whole per-worker
+    batches (the loaders drop the last partial batch)."""
+    per_rank = math.ceil(info.splits["train"] / world_size(config))
+    return per_rank // per_worker_batch(config) if per_worker_batch(config) else 0
+
+
+@dataclass(frozen=True)
+class Steps:
+    per_epoch: int
+    schedule: Schedule  # the dense network's (level 0's) steps and learning rates
+    rewind: int  # the rewind point k
+    eval_every: int
+    checkpoint_every: int  # 0: never
+
+    @classmethod
+    def of(cls, config: Config, info: DataInfo) -> Steps:
+        per_epoch = iterations_per_epoch(config, info)
+        training = config.training
+        return cls(
+            per_epoch=per_epoch,
+            schedule=Schedule.of(training, per_epoch),
+            rewind=config.rewinding.step.iterations(per_epoch),
+            eval_every=training.eval_every.iterations(per_epoch),
+            checkpoint_every=training.checkpoint_every.iterations(per_epoch),
+        )

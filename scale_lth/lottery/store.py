@@ -1,0 +1,115 @@
+"""What runs start from: the init and rewind weights, trained weights, and the masks, each
+chosen once (by rank 0, read back by every rank) and kept on disk.
+
+The ticket of level l prunes the weights of its source level with the level l-1 mask as the
+starting point: with ``pruning.method: iterative`` the source is level l-1 (IMP), with
+``oneshot`` it is level 0 for every level. Magnitude pruning removes the smallest weights with
+fixed tie-breaks, so pruning level 0's weights l times by ``p`` removes exactly the weights a
+single cut to (1-p)^l removes: one-shot masks of growing sparsity are nested and need nothing
+but level 0's training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from scale_lth.config import Config
+from scale_lth.console import say
+from scale_lth.data import DataInfo
+from scale_lth.lottery.network import build_network, layer_rates, pruned_names
+from scale_lth.lottery.pruning import prune_level
+from scale_lth.pruning import Mask
+from scale_lth.results import Layout, RunKey
+from scale_lth.storage import atomic_torch_save, load_torch
+from scale_lth.training.session import Session
+
+
+class StartStore:
+    def __init__(self, config: Config, info: DataInfo, session: Session) -> None:
+        self.config = config
+        self.info = info
+        self.session = session
+        self.layout = Layout(config.experiment_dir)
+        self.probe = self.network()
+
+    # ----- seeds and networks -------------------------------------------------------------
+    def replicate_seed(self, replicate: int) -> int:
+        return self.config.seed + replicate
+
+    def derived_seed(self, key: RunKey, purpose: str = "") -> int:
+        """A seed of its own for each (replicate, level, branch) and purpose."""
+        text = f"{self.replicate_seed(key.replicate)}/{key.level}/{key.branch}{purpose}"
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+    def network(self, weights: dict[str, torch.Tensor] | None = None, seed: int = 0) -> nn.Module:
+        model = build_network(self.config, self.info, seed)
+        if weights is not None:
+            model.load_state_dict(weights)
+        return model
+
+    def fresh_weights(self, seed: int) -> dict[str, torch.Tensor]:
+        return self.network(seed=seed).state_dict()
+
+    # ----- weights saved by earlier runs --------------------------------------------------
+    def init_weights(self, replicate: int) -> dict[str, torch.Tensor]:
+        return load_torch(self.layout.init_path(replicate))
+
+    def rewind_point(self, replicate: int) -> tuple[dict[str, torch.Tensor], int]:
+        saved = load_torch(self.layout.rewind_path(replicate))
+        return saved["model"], saved["step"]
+
+    def source_level(self, level: int) -> int:
+        """The level whose trained weights level ``level``'s mask is cut from."""
+        return 0 if self.config.pruning.method == "oneshot" else level - 1
+
+    def trained_weights(self, key: RunKey) -> dict[str, torch.Tensor]:
+        """The trunk's final weights at the source level of ``key.level``."""
+        source = RunKey(key.replicate, self.source_level(key.level))
+        return load_torch(self.layout.final_path(source))
+
+    def save_points(self, key: RunKey, rewind: int) -> dict[int, Callable[[nn.Module, int], None]]:
+        """Level 0's ticket saves its weights at step 0 (init) and at the rewind step k."""
+        if key != RunKey(key.replicate, 0):
+            return {}
+
+        def save(model: nn.Module, step: int) -> None:
+            weights = {name: t.detach().cpu() for name, t in model.state_dict().items()}
+            if step == 0:
+                atomic_torch_save(weights, self.layout.init_path(key.replicate))
+            if step == rewind:
+                record = {"model": weights, "step": step}
+                atomic_torch_save(record, self.layout.rewind_path(key.replicate))
+
+        return {0: save, rewind: save}
+
+    # ----- masks --------------------------------------------------------------------------
+    def shared_mask(self, key: RunKey, choose: Callable[[], Mask]) -> Mask:
+        """The run's mask: chosen by rank 0 the first time, read from disk by every rank."""
+        path = self.layout.mask_path(key)
+        if self.session.is_chief and not path.is_file():
+            say(f"[{key}] choosing the mask")
+            choose().save(path)
+        self.session.barrier()
+        return Mask.load(path)
+
+    def ticket_mask(self, key: RunKey) -> Mask:
+        """The winning ticket's mask at ``key.level`` (>= 1)."""
+        ticket = RunKey(key.replicate, key.level)
+        # Every rank takes part in each shared_mask (it holds a barrier): resolve the previous
+        # level's mask here, never inside ``choose``, which only rank 0 calls.
+        previous = self.ticket_mask(RunKey(key.replicate, key.level - 1)) if key.level > 1 else None
+
+        def choose() -> Mask:
+            return prune_level(
+                self.trained_weights(ticket),
+                pruned_names(self.config, self.probe),
+                layer_rates(self.config, self.probe),
+                self.config.pruning.fraction,
+                previous,
+            )
+
+        return self.shared_mask(ticket, choose)
