@@ -124,6 +124,76 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def comparison_items(items: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """``a.yaml k=v b_folder c.yaml`` -> ``[(a.yaml, [k=v]), (b_folder, []), (c.yaml, [])]``:
+    overrides apply to the config before them."""
+    groups: list[tuple[str, list[str]]] = []
+    for item in items:
+        if "=" in item and not item.endswith((".yaml", ".yml")):
+            if not groups:
+                raise UserError(f"{item}: an override follows the CONFIG it changes")
+            groups[-1][1].append(item)
+        else:
+            groups.append((item, []))
+    return groups
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from scale_lth.config.hashing import identity_keys
+    from scale_lth.config.schema import Config
+    from scale_lth.driver import absolute_paths
+    from scale_lth.report.compare import (
+        compared,
+        comparison_id,
+        format_comparison,
+        legends,
+        write_comparison,
+    )
+    from scale_lth.results import Layout
+    from scale_lth.tracking import mlflow_tracker
+
+    items = comparison_items(args.experiments)
+    if len(items) < 2:
+        raise UserError("compare needs two experiments or more (configs or results folders)")
+    keys = identity_keys(Config)
+    experiments, settings = [], []
+    for target, overrides in items:
+        if Path(target).is_dir():
+            if overrides:
+                raise UserError(f"{target}: overrides apply to a CONFIG, not to a results folder")
+            root = Path(target)
+            if not Layout(root).config_path.is_file():
+                raise UserError(f"{target} holds no experiment (no config.yaml): name its folder")
+            flat = yaml.safe_load(Layout(root).config_path.read_text())
+        else:
+            config = absolute_paths(load(target, overrides))
+            root, flat = config.experiment_dir, config.flat()
+            flat["tracking.uri"] = mlflow_tracker.tracking_uri(config)
+            flat["tracking.experiment"] = mlflow_tracker.experiment_name(config)
+        experiment = compared(root, {key: flat.get(key) for key in sorted(keys)})
+        if not experiment.rows:
+            raise UserError(f"no finished runs in {root}: run `scale-lth lottery` on it first")
+        experiments.append(experiment)
+        settings.append(flat)
+    comparison = comparison_id(experiments)
+    out = Path(args.out) if args.out else experiments[0].root.parent / f"compare-{comparison}"
+    paths = write_comparison(experiments, out)
+    print(json.dumps(json.loads(paths[0].read_text()), indent=1) if args.json else
+          format_comparison(experiments))  # fmt: skip
+    print(f"Comparison: {', '.join(str(path) for path in paths)}", file=sys.stderr)
+    first = settings[0]
+    if first.get("tracking.enabled") and first.get("tracking.uri"):
+        named = dict(zip((e.root.name for e in experiments), legends(experiments), strict=True))
+        mlflow_tracker.log_comparison(
+            first["tracking.uri"], first["tracking.experiment"], comparison, named, paths
+        )
+    return 0
+
+
 def _sync(args: argparse.Namespace) -> int:
     from scale_lth import preflight
     from scale_lth.driver import absolute_paths
@@ -188,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print the table as JSON rows")
     report.set_defaults(func=_report)
+
+    compare = verbs.add_parser(
+        "compare",
+        help="overlay several experiments: one table, one plot, a legend of what differs",
+        description="Experiments are configs (each followed by its own key.sub=value overrides) "
+        "or results folders, e.g. `scale-lth compare c.yaml c.yaml rewinding.mode=lr`.",
+    )
+    compare.add_argument("experiments", nargs="+", metavar="CONFIG_OR_FOLDER [key.sub=value]")
+    compare.add_argument("--json", action="store_true", help="print the table as JSON rows")
+    compare.add_argument("--out", help="folder for the table and plot; default: beside the first")
+    compare.set_defaults(func=_compare)
 
     sync = verbs.add_parser(
         "sync", help="send MLflow what it missed while it was unreachable (kept on disk)"

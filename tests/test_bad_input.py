@@ -244,6 +244,17 @@ CASES = {
     "too-many-gpus": lambda case: case.lottery("scaling.use_gpu=true"),
     "not-enough-disk": prepare_not_enough_disk,
     "imagefolder-val-class": prepare_imagefolder_val_class,
+    "scratch-b-factor-below-one": lambda case: case.lottery("baselines.scratch_b_max_factor=0.5"),
+    "compare-one-experiment": lambda case: ["compare", SMOKE, *case.overrides()],
+    "compare-override-first": lambda case: ["compare", "seed=1", SMOKE, SMOKE],
+    "compare-folder-without-config": lambda case: ["compare", str(case.folder), SMOKE],
+    "compare-nothing-finished": lambda case: [
+        "compare",
+        SMOKE,
+        *case.overrides(),
+        SMOKE,
+        *case.overrides("seed=1"),
+    ],  # fmt: skip
 }
 
 
@@ -281,7 +292,7 @@ def test_bad_input_is_refused_in_one_line_before_any_work(
 
 
 def test_an_unreachable_server_with_a_fallback_store_logs_there(tmp_path, capsys):
-    from scale_lth.lottery.preflight import check_tracking
+    from scale_lth.preflight import check_tracking
 
     uri = f"http://127.0.0.1:{free_port()}"
     fallback = f"sqlite:///{tmp_path / 'fallback.db'}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from typing import Any
 
 from scale_lth import methods
@@ -78,3 +79,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(key): _plain(item) for key, item in value.items()}
     return value
+
+
+def identity_keys(config_class: type, prefix: str = "") -> set[str]:
+    """The dotted names of every field that takes part in an experiment's or a method's
+    identity (all but ``hashed=False``)."""
+    keys: set[str] = set()
+    hints = typing.get_type_hints(config_class)
+    for spec in dataclasses.fields(config_class):
+        if not spec.metadata.get("hashed", True):
+            continue
+        if dataclasses.is_dataclass(hints[spec.name]):
+            keys |= identity_keys(hints[spec.name], f"{prefix}{spec.name}.")
+        else:
+            keys.add(f"{prefix}{spec.name}")
+    return keys

@@ -104,9 +104,19 @@ class StartStore:
         previous = self.ticket_mask(RunKey(key.replicate, key.level - 1)) if key.level > 1 else None
 
         def choose() -> Mask:
+            weights = self.trained_weights(ticket)
+            names = pruned_names(self.config, self.probe)
+            broken = [name for name in names if not torch.isfinite(weights[name]).all()]
+            if broken:
+                source = RunKey(key.replicate, self.source_level(key.level))
+                raise ValueError(
+                    f"{self.layout.final_path(source)} holds NaN or infinite weights "
+                    f"({', '.join(broken[:3])}): that run diverged; lower training.lr or "
+                    "lengthen training.warmup, then delete that run's folder to train it again"
+                )
             return prune_level(
-                self.trained_weights(ticket),
-                pruned_names(self.config, self.probe),
+                weights,
+                names,
                 layer_rates(self.config, self.probe),
                 self.config.pruning.fraction,
                 previous,

@@ -2,9 +2,11 @@
 all of it, so the ~14 s worker start is paid once per invocation, not once per run.
 
 Ray owns the process group (gloo on CPU, NCCL on GPU). Resumable checkpoints live in each
-run's folder (scale_lth.training.state), not in Ray's storage: when Ray Train restarts a failed
-worker group (``scaling.max_failures``), or the experiment is started again, the loop finds
-them there and continues.
+run's folder (scale_lth.training.state) and are never reported to Ray Train, whose storage
+(``<experiment>/ray``) holds only its own run state: when Ray Train restarts a failed worker
+group (``scaling.max_failures``), or the experiment is started again, the loop finds them in
+the run folders and continues. The workers get plain step counts (scale_lth.lottery.steps),
+counted once on the driver.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from scale_lth.training.session import RaySession, Session
 
 
 def quiet_ray_train_logs() -> None:
-    """No INFO line per reported checkpoint (Ray names that logger after its file)."""
+    """Ray Train's INFO lines stay out of the workers' logs (Ray names one logger after its
+    file)."""
     from ray.train.v2._internal.execution import context
 
     for name in ("ray.train", context.__file__):
@@ -113,7 +116,6 @@ def fit(config: Config, job: Job, steps: Steps, observers) -> None:
     connect(config)  # first: it sets the auth environment that importing ray reads
     import ray
     from ray.train import (
-        CheckpointConfig,
         FailureConfig,
         RunConfig,
         ScalingConfig,
@@ -148,7 +150,6 @@ def fit(config: Config, job: Job, steps: Steps, observers) -> None:
             name="ray",
             storage_path=str(config.experiment_dir.resolve()),
             failure_config=FailureConfig(max_failures=scaling.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 
-from scale_lth.results import Layout, branch_order
+from scale_lth.results import Layout, branch_label, branch_order
 
 
 @dataclass(frozen=True)
@@ -77,4 +77,5 @@ def format_table(rows: list[Row]) -> str:
                 parts.append(f"{text:>24}")
         lines.append(f"{level:>5} {100 * first.weights_remaining:8.3f}%  " + "  ".join(parts))
     lines.append("cells: final test accuracy mean +- std over replicates (early-stop iteration)")
+    lines.append("; ".join(f"{branch}: {branch_label(branch)}" for branch in branches))
     return "\n".join(lines)

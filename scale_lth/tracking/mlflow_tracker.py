@@ -189,6 +189,7 @@ class MlflowWriter:
                 self.experiment_id,
                 tags={
                     **tags,
+                    "method": key.method,
                     "density": f"{density:.6f}",
                     "mlflow.parentRunId": parent,
                 },
@@ -229,7 +230,8 @@ class MlflowWriter:
             return
         step = int(metrics["total_steps"])
         summary = [Metric(name, float(metrics[name]), 0, step) for name in SUMMARY_METRICS]
-        summary.append(Metric("density", float(metrics["density"]), 0, step))
+        for name in ("density", "compute_factor"):
+            summary.append(Metric(name, float(metrics[name]), 0, step))
         self.client.log_batch(run_id, metrics=summary)
         mask = self.layout.mask_path(key)
         if mask.is_file():
@@ -344,6 +346,36 @@ def log_report(config: Config, paths: list[Path]) -> None:
                 client.log_artifact(run.info.run_id, str(path), artifact_path="report")
     except Exception as error:  # whatever the client meets: the store is away
         say(f"MLflow at {config.tracking.uri} did not take the report's plots ({error})")
+
+
+def log_comparison(
+    uri: str, experiment_name: str, comparison: str, legends: dict[str, str], paths: list[Path]
+) -> None:
+    """A run of its own (found again by ``comparison``, its id) in ``experiment_name`` holding
+    a comparison's table and plot; ``legends`` (folder -> what differs) become its params. A
+    store that does not answer gets a line, not an error (the files are on disk)."""
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment_name)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment_name)
+        tags = {"run_kind": "comparison", "comparison_id": comparison}
+        query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
+        runs = client.search_runs([experiment_id], filter_string=query, max_results=1)
+        if runs:
+            run_id = runs[0].info.run_id
+        else:
+            run = client.create_run(experiment_id, tags=tags, run_name=f"compare {comparison}")
+            run_id = run.info.run_id
+            for folder, legend in legends.items():
+                client.log_param(run_id, folder[:250], _value(legend))
+            client.set_terminated(run_id)
+        for path in paths:
+            client.log_artifact(run_id, str(path), artifact_path="compare")
+        say(f"MLflow at {uri}: experiment '{experiment_name}', run 'compare {comparison}'")
+    except Exception as error:  # whatever the client meets: the store is away
+        say(f"MLflow at {uri} did not take the comparison ({error})")
 
 
 def deliver_earlier_events(config: Config) -> None:

@@ -130,6 +130,7 @@ def test_the_driver_killed_at_five_points_and_rerun_finishes_as_if_uninterrupted
         assert layout.metrics_path(key).stat().st_mtime_ns == written, key
     every_visible_file_loads(layout.root)
     same_results(layout, reference, expected_runs=1 + 2 * 2)
+    assert layout.read_metrics(RunKey(0, 1))["resumed_from"] >= 150  # its checkpoint, not step k
     assert (layout.root / "report" / "accuracy.png").stat().st_size > 10_000
     store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     each_run_once(store, "smoke", layout, config.hash)  # after five kills and resumes

@@ -2,7 +2,8 @@
 
 - one-shot pruning (``pruning.method: oneshot``): level l's mask is magnitude pruning of level
   0's trained weights to the count l iterative levels keep, checked against
-  ``torch.nn.utils.prune``; masks of growing sparsity are nested; a level needs only level 0;
+  ``torch.nn.utils.prune`` (either of equal magnitudes at the cut may go); masks of growing
+  sparsity are nested; a level needs only level 0;
 - learning-rate rewinding (``rewinding.mode: lr``): the level starts from the previous level's
   trained weights x mask at step k with the schedule's rate at k;
 - fine-tuning (``rewinding.mode: finetune``): the same start, T-k steps at the final rate;
@@ -25,6 +26,7 @@ from scale_lth.lottery.job import Job
 from scale_lth.pruning import Mask
 from scale_lth.results import RunKey
 from scale_lth.training.loop import evaluate
+from tests.masks import assert_same_cut
 from tests.runs import runner
 
 SCHEDULE = [
@@ -80,7 +82,9 @@ def test_oneshot_levels_prune_the_dense_weights_straight_to_their_density(smoke_
             module = modules[name.rsplit(".", 1)[0]]
             amount = weight.numel() - kept_after(weight.numel(), rate, level)
             prune.l1_unstructured(module, "weight", amount=amount)
-            assert torch.equal(mask[name], module.weight_mask.bool()), (level, name)
+            reference = {name: module.weight_mask.bool()}
+            everything = {name: torch.ones_like(mask[name])}
+            assert_same_cut(dict(mask.items()), reference, {name: weight.abs()}, everything, level)
             if previous is not None:
                 assert not (mask[name] & ~previous[name]).any(), (level, name)  # nested
         previous = mask
@@ -138,3 +142,16 @@ def test_scratch_b_trains_the_tickets_mask_for_the_dense_compute(smoke_config):
             assert row["lr"] == pytest.approx(expected), row["iteration"]
     capped = runner(smoke_config(*SCHEDULE, "baselines.scratch_b_max_factor=1.05"))
     assert capped.config.run_branch("scratch_b").startswith("scratch_b-")  # its own runs
+
+
+def test_a_diverged_run_is_never_pruned(smoke_config):
+    """Magnitudes of NaN weights mean nothing: the level stops with the file and the fix."""
+    experiment = runner(smoke_config())
+    experiment.execute(Job([0], [0]))
+    path = experiment.layout.final_path(RunKey(0, 0))
+    weights = torch.load(path)
+    weights["hidden.0.weight"][0, 0] = float("nan")
+    torch.save(weights, path)
+    with pytest.raises(ValueError, match="holds NaN or infinite weights .hidden.0.weight.: that run"):
+        experiment.execute(Job([0], [1]))
+    assert not experiment.layout.mask_path(RunKey(0, 1)).exists()
