@@ -188,9 +188,10 @@ def _compare(args: argparse.Namespace) -> int:
     first = settings[0]
     if first.get("tracking.enabled") and first.get("tracking.uri"):
         named = dict(zip((e.root.name for e in experiments), legends(experiments), strict=True))
-        mlflow_tracker.log_comparison(
+        logged = mlflow_tracker.log_comparison(
             first["tracking.uri"], first["tracking.experiment"], comparison, named, paths
         )
+        print(logged, file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,14 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
-SUMMARY_METRICS = ("final_accuracy", "best_accuracy", "early_stop_iteration", "early_stop_accuracy")
+SUMMARY_METRICS = (
+    "final_accuracy",
+    "best_accuracy",
+    "early_stop_iteration",
+    "early_stop_accuracy",
+    "density",
+    "compute_factor",
+)
 
 
 def tracking_uri(config: Config) -> str:
@@ -229,9 +236,8 @@ class MlflowWriter:
         if self.client.get_run(run_id).info.status == "FINISHED":
             return
         step = int(metrics["total_steps"])
-        summary = [Metric(name, float(metrics[name]), 0, step) for name in SUMMARY_METRICS]
-        for name in ("density", "compute_factor"):
-            summary.append(Metric(name, float(metrics[name]), 0, step))
+        present = [name for name in SUMMARY_METRICS if name in metrics]  # older events lack some
+        summary = [Metric(name, float(metrics[name]), 0, step) for name in present]
         self.client.log_batch(run_id, metrics=summary)
         mask = self.layout.mask_path(key)
         if mask.is_file():
@@ -301,7 +307,7 @@ class MlflowTracker(Observer):
         self._put({"event": "evaluated", "key": list(astuple(key)), "row": dict(row)})
 
     def run_finished(self, key: RunKey, metrics: dict) -> None:
-        summary = {name: metrics[name] for name in ("total_steps", "density", *SUMMARY_METRICS)}
+        summary = {name: metrics[name] for name in ("total_steps", *SUMMARY_METRICS)}
         self._put({"event": "run_finished", "key": list(astuple(key)), "metrics": summary})
         self._wait()
 
@@ -352,8 +358,9 @@ def log_comparison(
     uri: str, experiment_name: str, comparison: str, legends: dict[str, str], paths: list[Path]
 ) -> None:
     """A run of its own (found again by ``comparison``, its id) in ``experiment_name`` holding
-    a comparison's table and plot; ``legends`` (folder -> what differs) become its params. A
-    store that does not answer gets a line, not an error (the files are on disk)."""
+    a comparison's table and plot; ``legends`` (folder -> what differs) become its params.
+    Returns a line saying where; a store that does not answer gets a line, not an error (the
+    files are on disk)."""
     from mlflow import MlflowClient
 
     try:
@@ -373,9 +380,9 @@ def log_comparison(
             client.set_terminated(run_id)
         for path in paths:
             client.log_artifact(run_id, str(path), artifact_path="compare")
-        say(f"MLflow at {uri}: experiment '{experiment_name}', run 'compare {comparison}'")
     except Exception as error:  # whatever the client meets: the store is away
-        say(f"MLflow at {uri} did not take the comparison ({error})")
+        return f"MLflow at {uri} did not take the comparison ({error})"
+    return f"MLflow at {uri}: experiment '{experiment_name}', run 'compare {comparison}'"
 
 
 def deliver_earlier_events(config: Config) -> None:
