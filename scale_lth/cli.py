@@ -72,8 +72,8 @@ def parse_levels(text: str) -> list[int]:
 
 def _branch(args: argparse.Namespace) -> int:
     from scale_lth.driver import run_job
-    from scale_lth.lottery.job import Job
-    from scale_lth.results import Layout, RunKey
+    from scale_lth.lottery.job import Job, trunk_runs_needed
+    from scale_lth.results import Layout
 
     config = load(args.config, args.overrides)
     if args.name not in methods.baselines():
@@ -81,15 +81,17 @@ def _branch(args: argparse.Namespace) -> int:
         raise UserError(f"no baseline named '{args.name}'; known: {known}")
     levels = parse_levels(args.levels)
     layout = Layout(config.experiment_dir)
-    missing = [
-        str(RunKey(r, level))
+    start = methods.METHODS[args.name].start
+    needed = {
+        key
         for r in range(config.replicates)
         for level in levels
-        if not layout.is_done(RunKey(r, level))
-    ]
+        for key in trunk_runs_needed(start, r, level, config.pruning.method)
+    }
+    missing = [str(key) for key in sorted(needed) if not layout.is_done(key)]
     if missing:
         raise UserError(
-            f"the trunk has no finished ticket for {missing[0]}"
+            f"the trunk has no finished run for {missing[0]}"
             f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
             f"run `scale-lth lottery {args.config}` first"
         )

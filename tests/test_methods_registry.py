@@ -7,8 +7,10 @@ import pytest
 from scale_lth import methods
 from scale_lth.cli import build_parser
 from scale_lth.config import ConfigError, load
+from scale_lth.lottery.job import trunk_runs_needed
 from scale_lth.report.plots import lines
 from scale_lth.report.table import Row, format_table
+from scale_lth.results import RunKey
 
 DUMMY = methods.Method(
     "dummy",
@@ -44,3 +46,16 @@ def test_a_method_added_to_the_registry_is_known_everywhere(registry_with_a_dumm
     assert header[2:] == ["main", "snip", "dummy"]  # the registry's order: dummy came last
     labels = [line.label for line in lines(rows, "accuracy_mean", "accuracy_std")]
     assert labels == ["winning ticket (IMP)", "SNIP", "a dummy baseline"]
+
+
+def test_what_a_start_needs_names_the_trunk_runs_it_reads():
+    trained = methods.Start("trained", "ticket", "rewind")  # also step k, kept with level 0
+    assert trunk_runs_needed(trained, 0, 3, "iterative") == {
+        RunKey(0, 3),
+        RunKey(0, 2),
+        RunKey(0, 0),
+    }
+    assert trunk_runs_needed(trained, 0, 3, "oneshot") == {RunKey(0, 3), RunKey(0, 0)}
+    snip = methods.METHODS["snip"].start
+    assert trunk_runs_needed(snip, 1, 2, "iterative") == {RunKey(1, 2), RunKey(1, 0)}
+    assert trunk_runs_needed(methods.METHODS["reinit"].start, 0, 2, "iterative") == {RunKey(0, 2)}

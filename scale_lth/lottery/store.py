@@ -20,6 +20,7 @@ from torch import nn
 from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.data import DataInfo
+from scale_lth.lottery.job import source_level
 from scale_lth.lottery.network import build_network, layer_rates, pruned_names
 from scale_lth.lottery.pruning import prune_level
 from scale_lth.pruning import Mask
@@ -62,13 +63,9 @@ class StartStore:
         saved = load_torch(self.layout.rewind_path(replicate))
         return saved["model"], saved["step"]
 
-    def source_level(self, level: int) -> int:
-        """The level whose trained weights level ``level``'s mask is cut from."""
-        return 0 if self.config.pruning.method == "oneshot" else level - 1
-
     def trained_weights(self, key: RunKey) -> dict[str, torch.Tensor]:
         """The trunk's final weights at the source level of ``key.level``."""
-        source = RunKey(key.replicate, self.source_level(key.level))
+        source = RunKey(key.replicate, source_level(self.config.pruning.method, key.level))
         return load_torch(self.layout.final_path(source))
 
     def save_points(self, key: RunKey, rewind: int) -> dict[int, Callable[[nn.Module, int], None]]:
@@ -108,7 +105,7 @@ class StartStore:
             names = pruned_names(self.config, self.probe)
             broken = [name for name in names if not torch.isfinite(weights[name]).all()]
             if broken:
-                source = RunKey(key.replicate, self.source_level(key.level))
+                source = RunKey(key.replicate, source_level(self.config.pruning.method, key.level))
                 raise ValueError(
                     f"{self.layout.final_path(source)} holds NaN or infinite weights "
                     f"({', '.join(broken[:3])}): that run diverged; lower training.lr or "

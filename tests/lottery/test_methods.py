@@ -25,23 +25,11 @@ from scale_lth import models
 from scale_lth.lottery.job import Job
 from scale_lth.pruning import Mask
 from scale_lth.results import RunKey
-from scale_lth.training.loop import evaluate
 from tests.masks import assert_same_cut
-from tests.runs import runner
+from tests.runs import runner, start_loss
+from tests.training.test_rewind_and_resume import SCHEDULE as REWIND_SCHEDULE
 
-SCHEDULE = [
-    "training.optimizer=sgd",
-    "training.lr=0.1",
-    "training.momentum=0.9",
-    "training.lr_schedule=step",
-    "training.warmup=30it",
-    "training.milestones=[40it]",
-    "training.duration=60it",
-    "training.eval_every=10it",
-    "rewinding.step=20it",
-    "pruning.levels=1",
-    "baselines.branches=[]",
-]
+SCHEDULE = [*REWIND_SCHEDULE, "pruning.levels=1", "baselines.branches=[]"]
 LR_AFTER_WARMUP, LR_AFTER_MILESTONE = 0.1, 0.1 * 0.1
 
 
@@ -50,17 +38,6 @@ def kept_after(count: int, rate: float, levels: int) -> int:
     for _ in range(levels):
         count -= math.ceil(rate * count)
     return count
-
-
-def start_loss(experiment, weights: dict, mask: Mask | None = None) -> float:
-    """The validation loss of ``weights`` (x ``mask``), as the run's first row measures it."""
-    model = experiment.store.network(weights)
-    if mask is not None:
-        with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                if name in mask:
-                    parameter.mul_(mask[name])
-    return evaluate(model, experiment.run_data(0).evaluation["val"], torch.device("cpu"))["loss"]
 
 
 def test_oneshot_levels_prune_the_dense_weights_straight_to_their_density(smoke_config):

@@ -29,11 +29,11 @@ from scale_lth.lottery.job import Job
 from scale_lth.lottery.runner import Runner
 from scale_lth.pruning import Mask
 from scale_lth.results import MAIN, RunKey
-from scale_lth.training.loop import evaluate
 from scale_lth.training.session import Session
 from tests.conftest import CONFIGS
 from tests.formats import write_cifar, write_mnist, write_photo_imagefolder
 from tests.masks import assert_same_cut, everything, magnitudes_of
+from tests.runs import start_loss
 
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
 
@@ -125,20 +125,6 @@ def magnitude_mask(config, model, previous: Mask | None) -> dict[str, torch.Tens
         if rate is not None:
             prune.l1_unstructured(owner(name), "weight", amount=math.ceil(rate * alive[name]))
     return {name: owner(name).weight_mask.bool() for name in own}
-
-
-def start_loss(runner: Runner, weights: dict, mask: Mask | None) -> float:
-    """The validation loss of ``weights`` x ``mask``, measured as a run measures it."""
-    model = runner.store.network(weights)
-    if mask is not None:
-        with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                if name in mask:
-                    parameter.mul_(mask[name])
-    if runner.config.training.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    batches = runner.run_data(0).evaluation["val"]
-    return evaluate(model, batches, torch.device("cpu"), runner.config.training.amp)["loss"]
 
 
 def check_masks(runner: Runner, levels: int) -> None:
