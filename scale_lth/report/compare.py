@@ -84,7 +84,7 @@ def write_comparison(experiments: list[Compared], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     summary = folder / "compare.json"
     summary.write_text(json.dumps(table(experiments), indent=1) + "\n")
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure, axes = plt.subplots(figsize=(11, 5))
     styles = ["-", "--", ":", "-."]
     colours: dict[str, str] = {}
     measured: set[float] = set()
@@ -104,7 +104,7 @@ def write_comparison(experiments: list[Compared], folder: Path) -> list[Path]:
     axes.set_xlabel("% of weights remaining")
     axes.set_ylabel("final test accuracy (%)")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside
     figure.tight_layout()
     plot = folder / "accuracy.png"
     figure.savefig(plot, dpi=120)
