@@ -29,13 +29,15 @@ SMOKE = str(CONFIGS / "smoke.yaml")
 
 
 def overrides(folder, slurm_cluster, mlflow_server, *more):
-    """Where a task writes, which services it uses, and a run long enough to interrupt."""
+    """Where a task writes, which services it uses, and a run long enough to interrupt (one
+    level: the dense network, then level 1's ticket and baselines)."""
     return [
         f"output_root={folder / 'results'}",
         f"data_root={folder / 'data'}",
         f"tracking.uri={mlflow_server.uri}",
         "training.duration=400it",
         "training.checkpoint_every=50it",
+        "pruning.levels=1",
         f"launcher.log_dir={folder / 'logs'}",
         f"launcher.partition={slurm_cluster.partition}",
         f"launcher.cpus_per_task={slurm_cluster.cpus}",
@@ -84,19 +86,19 @@ def test_a_sweep_array_finishes_every_task_and_logs_to_the_mlflow_server(sweep, 
     for seed in (0, 1, 2):
         config = load(SMOKE, [*arguments, f"seed={seed}"])
         layout = Layout(config.experiment_dir)
-        assert len(layout.finished()) == 1 + 2 * 4
+        assert len(layout.finished()) == 1 + 4
         runs = client.search_runs(
             [experiment.experiment_id], f"tags.experiment_hash = '{config.hash}'"
         )
-        assert len(runs) == 1 + 1 + 2 * 4  # the trunk's parent run and one run per level+branch
+        assert len(runs) == 1 + 1 + 4  # the trunk's parent run and one run per level+branch
         assert all(run.info.status == "FINISHED" for run in runs)
         ticket = next(
             r
             for r in runs
-            if r.data.tags.get("level") == "2" and r.data.tags.get("branch") == "main"
+            if r.data.tags.get("level") == "1" and r.data.tags.get("branch") == "main"
         )
         downloaded = client.download_artifacts(ticket.info.run_id, "mask.pt", str(folder))
-        assert Mask.load(downloaded) == Mask.load(layout.mask_path(RunKey(0, 2)))
+        assert Mask.load(downloaded) == Mask.load(layout.mask_path(RunKey(0, 1)))
 
 
 def test_a_one_node_job_starts_ray_inside_and_trains_with_two_workers(
