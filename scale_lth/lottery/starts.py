@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 
@@ -46,14 +47,14 @@ def run_start(
         return RunStart(weights, None, 0, steps.schedule)
     start = method_start(store, key)
     mask = _mask(store, key, start.mask, snip_batches)
-    rewind_weights, rewind_step = store.rewind_point(key.replicate)
+    rewind = cache(lambda: store.rewind_point(key.replicate))  # read only where it is used
     weights = {
         "fresh": lambda: store.fresh_weights(store.derived_seed(key)),
         "init": lambda: store.init_weights(key.replicate),
-        "rewind": lambda: rewind_weights,
+        "rewind": lambda: rewind()[0],
         "trained": lambda: store.trained_weights(key),
     }[start.weights]()
-    step = rewind_step if start.step == "rewind" else 0
+    step = rewind()[1] if start.step == "rewind" else 0
     schedule, factor = steps.schedule, 1.0
     if start.schedule == "final_lr":
         schedule = schedule.at_final_rate()

@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scale_lth.report.plots import lines
+from scale_lth.report.plots import density_axis, lines
 from scale_lth.report.table import Row, collect
 from scale_lth.results import Layout
 
@@ -79,7 +79,6 @@ def write_comparison(experiments: list[Compared], folder: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     folder.mkdir(parents=True, exist_ok=True)
     summary = folder / "compare.json"
@@ -94,14 +93,8 @@ def write_comparison(experiments: list[Compared], folder: Path) -> list[Path]:
             colour = colours.setdefault(line.label, f"C{len(colours) % 10}")
             axes.plot(line.x, line.y, styles[index % len(styles)], color=colour, marker="o",
                       markersize=3, label=f"{line.label}: {label}")  # fmt: skip
-            measured.update(round(x, 6) for x in line.x)
-    axes.set_xscale("log")
-    axes.invert_xaxis()
-    axes.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(sorted(measured)))
-    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
-    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    axes.tick_params(axis="x", labelrotation=90 if len(measured) > 8 else 0)
-    axes.set_xlabel("% of weights remaining")
+            measured.update(line.x)
+    density_axis(axes, measured)
     axes.set_ylabel("final test accuracy (%)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside

@@ -41,12 +41,26 @@ def lines(rows: list[Row], value: str, spread: str | None) -> list[Line]:
     return drawn
 
 
+def density_axis(axes, measured: set[float]) -> None:
+    """% of weights remaining on a log scale, decreasing left to right, a tick at each
+    density measured."""
+    import matplotlib.ticker
+
+    ticks = sorted({round(value, 6) for value in measured})
+    axes.set_xscale("log")
+    axes.invert_xaxis()
+    axes.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axes.tick_params(axis="x", labelrotation=90 if len(ticks) > 8 else 0)
+    axes.set_xlabel("% of weights remaining")
+
+
 def _figure(rows: list[Row], value: str, spread: str | None, ylabel: str, title: str, path: Path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for line in lines(rows, value, spread):
@@ -55,14 +69,7 @@ def _figure(rows: list[Row], value: str, spread: str | None, ylabel: str, title:
             low = [a - b for a, b in zip(line.y, line.spread, strict=True)]
             high = [a + b for a, b in zip(line.y, line.spread, strict=True)]
             axes.fill_between(line.x, low, high, alpha=0.2)
-    axes.set_xscale("log")
-    axes.invert_xaxis()
-    measured = sorted({round(100 * r.weights_remaining, 6) for r in rows}, reverse=True)
-    axes.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(measured))  # ticks where measured
-    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
-    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    axes.tick_params(axis="x", labelrotation=90 if len(measured) > 8 else 0)
-    axes.set_xlabel("% of weights remaining")
+    density_axis(axes, {100 * r.weights_remaining for r in rows})
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
