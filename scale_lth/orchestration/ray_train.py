@@ -154,11 +154,13 @@ def fit(config: Config, job: Job, steps: Steps, observers) -> None:
     )
     try:
         trainer.fit()
+        failed = None
     except TrainingFailedError as error:
+        failed = f"the workers failed {scaling.max_failures + 1} times: {_root(error)}"
+    if failed or failure.recorded():
+        ray.shutdown()  # no forwarded worker log may print after the error's one line
         failure.raise_recorded()
-        attempts = scaling.max_failures + 1
-        raise WorkerError(f"the workers failed {attempts} times: {_root(error)}") from None
-    failure.raise_recorded()
+        raise WorkerError(failed)
 
 
 def check_placement(config: Config, cpus: float, gpus: float, where: str) -> None:
