@@ -72,8 +72,9 @@ def parse_levels(text: str) -> list[int]:
 
 def _branch(args: argparse.Namespace) -> int:
     from scale_lth.driver import run_job
-    from scale_lth.lottery.job import Job, trunk_runs_needed
-    from scale_lth.results import Layout
+    from scale_lth.lottery.graph import runs_read
+    from scale_lth.lottery.job import Job
+    from scale_lth.results import Layout, RunKey
 
     config = load(args.config, args.overrides)
     if args.name not in methods.baselines():
@@ -86,7 +87,7 @@ def _branch(args: argparse.Namespace) -> int:
         key
         for r in range(config.replicates)
         for level in levels
-        for key in trunk_runs_needed(start, r, level, config.pruning.method)
+        for key in runs_read(start, RunKey(r, level), config.pruning.method)
     }
     missing = [str(key) for key in sorted(needed) if not layout.is_done(key)]
     if missing:

@@ -15,6 +15,7 @@ import yaml
 from scale_lth import preflight
 from scale_lth.config import Config
 from scale_lth.data import ensure_written
+from scale_lth.lottery.graph import RunGraph
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.network import build_network, check_model
 from scale_lth.lottery.steps import Steps
@@ -76,22 +77,30 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
         print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train")
         write_config(config)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
-        ray_train.fit(config, job, steps, partial(chief_observers, config, not bars))
+        graph = RunGraph.of(todo, before, config.pruning.method, config.rewinding.mode)
+        ray_train.fit(config, graph, steps, partial(chief_observers, config, not bars))
         finished = [key for key in layout.finished() if key not in before]
     report(config, finished)
     if finished:
         wall = time.perf_counter() - started
-        lanes = 1
-        if config.scaling.parallelism == "replicates":
-            lanes = min(config.scaling.num_workers, len(job.replicates))
-        training = sum(layout.read_metrics(key)["seconds"] for key in finished) / lanes
+        training = training_seconds([layout.read_metrics(key) for key in finished])
         overhead = max(0.0, wall - training)
         print(
-            f"Finished {len(finished)} runs in {wall:.1f} s: {training:.1f} s in training and "
-            f"evaluation steps{' per worker' if lanes > 1 else ''}, orchestration overhead "
-            f"{overhead:.1f} s ({100 * overhead / wall:.1f}% of the wall time)"
+            f"Finished {len(finished)} runs in {wall:.1f} s: some run was in its training and "
+            f"evaluation steps for {training:.1f} s, orchestration overhead {overhead:.1f} s "
+            f"({100 * overhead / wall:.1f}% of the wall time)"
         )
     return finished
+
+
+def training_seconds(runs: list[dict]) -> float:
+    """How long at least one of these runs was in its training and evaluation steps (the union
+    of their ``trained_from``-``trained_until`` intervals: runs train side by side)."""
+    covered, reach = 0.0, float("-inf")
+    for begin, end in sorted((run["trained_from"], run["trained_until"]) for run in runs):
+        covered += max(0.0, end - max(begin, reach))
+        reach = max(reach, end)
+    return covered
 
 
 def check(config: Config, job: Job) -> tuple[Config, Layout, Steps]:

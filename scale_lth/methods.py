@@ -113,6 +113,11 @@ METHODS: dict[str, Method] = {
 }
 
 
+def start_of(method: str, rewinding_mode: str) -> Start:
+    """How a method's runs at levels >= 1 start (the ticket's follows ``rewinding.mode``)."""
+    return TICKET_STARTS[rewinding_mode] if method == TICKET else METHODS[method].start
+
+
 def baselines() -> list[str]:
     """The baselines' names, in the registry's order."""
     return [name for name in METHODS if name != TICKET]

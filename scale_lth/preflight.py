@@ -28,7 +28,7 @@ from scale_lth.errors import UserError
 from scale_lth.lottery.network import pruned_names
 from scale_lth.lottery.steps import iterations_per_epoch, world_size
 from scale_lth.orchestration.ray_auth import require_client_token
-from scale_lth.orchestration.ray_train import check_placement
+from scale_lth.orchestration.ray_train import worker_groups
 from scale_lth.pruning import Mask
 from scale_lth.results import MAIN, Layout, RunKey
 from scale_lth.storage import load_json, load_torch
@@ -188,7 +188,7 @@ def check_ray(config: Config) -> None:
         require_client_token(address)
         return
     if not address:
-        check_placement(config, len(os.sched_getaffinity(0)), torch.cuda.device_count(), "here")
+        worker_groups(config, len(os.sched_getaffinity(0)), torch.cuda.device_count(), "here")
 
 
 def check_tracking(config: Config, uri: str, fallback: bool = True) -> Config:

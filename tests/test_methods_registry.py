@@ -7,7 +7,7 @@ import pytest
 from scale_lth import methods
 from scale_lth.cli import build_parser
 from scale_lth.config import ConfigError, load
-from scale_lth.lottery.job import trunk_runs_needed
+from scale_lth.lottery.graph import runs_read
 from scale_lth.report.plots import lines
 from scale_lth.report.table import Row, format_table
 from scale_lth.results import RunKey
@@ -49,13 +49,12 @@ def test_a_method_added_to_the_registry_is_known_everywhere(registry_with_a_dumm
 
 
 def test_what_a_start_needs_names_the_trunk_runs_it_reads():
+    """A run reads its mask from its source level's final weights, and level 0's step-0 or
+    step-k weights where its start uses them."""
     trained = methods.Start("trained", "ticket", "rewind")  # also step k, kept with level 0
-    assert trunk_runs_needed(trained, 0, 3, "iterative") == {
-        RunKey(0, 3),
-        RunKey(0, 2),
-        RunKey(0, 0),
-    }
-    assert trunk_runs_needed(trained, 0, 3, "oneshot") == {RunKey(0, 3), RunKey(0, 0)}
+    assert runs_read(trained, RunKey(0, 3), "iterative") == {RunKey(0, 2), RunKey(0, 0)}
+    assert runs_read(trained, RunKey(0, 3), "oneshot") == {RunKey(0, 0)}
     snip = methods.METHODS["snip"].start
-    assert trunk_runs_needed(snip, 1, 2, "iterative") == {RunKey(1, 2), RunKey(1, 0)}
-    assert trunk_runs_needed(methods.METHODS["reinit"].start, 0, 2, "iterative") == {RunKey(0, 2)}
+    assert runs_read(snip, RunKey(1, 2), "iterative") == {RunKey(1, 1), RunKey(1, 0)}
+    assert runs_read(methods.METHODS["reinit"].start, RunKey(0, 2), "iterative") == {RunKey(0, 1)}
+    assert runs_read(trained, RunKey(0, 0), "iterative") == set()

@@ -175,11 +175,17 @@ class ScalingConfig:
     num_workers: int = option(
         2, "Ray Train workers (one per GPU on a cluster)", hashed=False, valid=at_least(1)
     )
-    parallelism: Literal["ddp", "replicates"] = option(
+    parallelism: Literal["ddp", "runs"] = option(
         "ddp",
-        "ddp: all workers train each run together; replicates: each worker trains whole "
-        "replicates alone (many small networks)",
+        "ddp: the workers of a group train each run together; runs: each worker trains whole "
+        "runs alone (networks too small for DDP to pay)",
         hashed=False,
+    )
+    concurrent_runs: int = option(
+        0,
+        "ddp worker groups training runs at once; 0: as many as the Ray cluster can place",
+        hashed=False,
+        valid=at_least(0),
     )
     use_gpu: bool = option(False, "one GPU per worker, NCCL", hashed=False)
     cpus_per_worker: int = option(1, "CPUs reserved per worker", hashed=False, valid=at_least(1))

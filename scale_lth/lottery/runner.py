@@ -9,6 +9,8 @@ interrupted one continues from its latest checkpoint. Step counts come from the 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -114,6 +116,7 @@ class Runner:
         for observer in self.observers:
             observer.run_started(key, density, total)
         self.seed_training(key)
+        trained_from = time.time()
         result = train_run(
             model,
             data,
@@ -143,6 +146,8 @@ class Runner:
                 "per_worker_batch": self.per_worker_batch(),
                 "resumed_from": result.resumed_from,
                 "seconds": result.seconds,
+                "trained_from": trained_from,  # wall-clock (Unix) times around the steps
+                "trained_until": time.time(),
                 **result.history.summary(),
                 "history": result.history.rows,
             }
@@ -156,8 +161,12 @@ class Runner:
             Checkpoints(self.layout.run_dir(key)).clear()
         self.session.barrier()
 
-    def execute(self, job: Job) -> None:
-        for key in job.keys():
+    def train(self, keys: Iterable[RunKey]) -> None:
+        for key in keys:
             self.run(key)
         for observer in self.observers:
             observer.finished()
+
+    def execute(self, job: Job) -> None:
+        """Every run of ``job`` in its order, in this process (tests and debugging)."""
+        self.train(job.keys())

@@ -32,12 +32,6 @@ class RunStart:
     compute_factor: float = 1.0  # the schedule's steps over the dense network's (Scratch-B)
 
 
-def method_start(store: StartStore, key: RunKey) -> methods.Start:
-    if key.branch == MAIN:
-        return methods.TICKET_STARTS[store.config.rewinding.mode]
-    return methods.METHODS[key.method].start
-
-
 def run_start(
     store: StartStore, key: RunKey, steps: Steps, snip_batches: Callable[[], Batches]
 ) -> RunStart:
@@ -45,7 +39,7 @@ def run_start(
     if key.level == 0:  # the dense network, from the replicate's own initialisation
         weights = store.fresh_weights(store.replicate_seed(key.replicate))
         return RunStart(weights, None, 0, steps.schedule)
-    start = method_start(store, key)
+    start = methods.start_of(key.method, store.config.rewinding.mode)
     mask = _mask(store, key, start.mask, snip_batches)
     rewind = cache(lambda: store.rewind_point(key.replicate))  # read only where it is used
     weights = {

@@ -12,8 +12,8 @@ from scale_lth.training.schedule import Schedule
 
 
 def world_size(config: Config) -> int:
-    """The ranks that train each run: all workers under DDP, one with ``replicates``."""
-    return 1 if config.scaling.parallelism == "replicates" else config.scaling.num_workers
+    """The ranks that train each run: a group's workers under DDP, one with ``runs``."""
+    return 1 if config.scaling.parallelism == "runs" else config.scaling.num_workers
 
 
 def per_worker_batch(config: Config) -> int:

@@ -20,7 +20,7 @@ from torch import nn
 from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.data import DataInfo
-from scale_lth.lottery.job import source_level
+from scale_lth.lottery.graph import source_level
 from scale_lth.lottery.network import build_network, layer_rates, pruned_names
 from scale_lth.lottery.pruning import prune_level
 from scale_lth.pruning import Mask

@@ -1,5 +1,7 @@
-"""Running an experiment's job on a Ray Train worker group: one ``TorchTrainer.fit()`` for
-all of it, so the ~14 s worker start is paid once per invocation, not once per run.
+"""Running an experiment's run graph on Ray Train worker groups: as many groups at once as the
+cluster places, each one ``TorchTrainer.fit()`` that trains the runs a shared queue hands it
+(scale_lth.orchestration.run_queue), so the ~14 s worker start is paid once per group, not once
+per run, and ready runs never wait for a free cluster.
 
 Ray owns the process group (gloo on CPU, NCCL on GPU). Resumable checkpoints live in each
 run's folder (scale_lth.training.state) and are never reported to Ray Train, whose storage
@@ -12,13 +14,13 @@ counted once on the driver.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,13 @@ import torch
 from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.errors import UserError, WorkerError
-from scale_lth.lottery.job import Job
+from scale_lth.lottery.graph import RunGraph
 from scale_lth.lottery.runner import Runner
 from scale_lth.lottery.steps import Steps
 from scale_lth.orchestration.failures import FailureFile, one_line
 from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
 from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
+from scale_lth.orchestration.run_queue import RunQueue, describe, turns
 from scale_lth.results import Observer
 from scale_lth.training.session import RaySession, Session
 
@@ -47,25 +50,28 @@ def quiet_ray_train_logs() -> None:
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """What every Ray Train worker runs: the experiment's job (or, with
-    ``scaling.parallelism: replicates``, its share of the replicates); the worker in charge of
+    """What every Ray Train worker runs: the runs the queue hands its slot, until none is left.
+    Under ``scaling.parallelism: ddp`` the worker group is one slot; under ``runs`` each worker
+    is a slot of its own and trains whole runs alone, as a world of one. The worker in charge of
     a run reports its progress."""
+    import ray
+
     config: Config = loop_config["config"]
     failure: FailureFile = loop_config["failure"]
     if failure.recorded():
         return  # an earlier attempt met an error that would only happen again
     quiet_ray_train_logs()
-    job: Job = loop_config["job"]
     session: Session = RaySession()
-    if config.scaling.parallelism == "replicates":
-        # Each worker trains its share of the replicates alone, as a world of one.
-        mine = [r for r in job.replicates if r % session.world_size == session.rank]
-        job = dataclasses.replace(job, replicates=mine)
+    slot = loop_config["group"]
+    if config.scaling.parallelism == "runs":
+        slot = f"{slot}/{session.rank}"
         session = Session(device=session.device)
     torch.set_num_threads(max(1, config.scaling.cpus_per_worker))
+    queue = loop_config["queue"]
     try:
         observers: list[Observer] = loop_config["observers"]() if session.is_chief else []
-        Runner(config, session, loop_config["steps"], observers).execute(job)
+        runner = Runner(config, session, loop_config["steps"], observers)
+        runner.train(turns(lambda *turn: ray.get(queue.next.remote(*turn)), slot))
     except Exception as error:
         failure.record(error, session.rank)
         raise
@@ -111,60 +117,87 @@ def _use_local_token() -> None:
     use_token(create_token(folder / "auth_token"))
 
 
-def fit(config: Config, job: Job, steps: Steps, observers) -> None:
-    """Run ``job`` on ``scaling.num_workers`` Ray Train workers and wait for it."""
+def fit(config: Config, graph: RunGraph, steps: Steps, observers) -> None:
+    """Train the runs of ``graph`` on as many Ray Train worker groups at once as the cluster
+    can place (or ``scaling.concurrent_runs``), each taking ready runs from one queue; wait for
+    all of them."""
     connect(config)  # first: it sets the auth environment that importing ray reads
     import ray
-    from ray.train import (
-        FailureConfig,
-        RunConfig,
-        ScalingConfig,
-        TrainingFailedError,
-    )
-    from ray.train.torch import TorchTrainer
 
     resources = ray.cluster_resources()
     where = f"at {config.scaling.address or os.environ.get('RAY_ADDRESS', 'this address')}"
-    check_placement(config, resources.get("CPU", 0), resources.get("GPU", 0), where)
+    groups = worker_groups(config, resources.get("CPU", 0), resources.get("GPU", 0), where)
+    groups = min(groups, len(graph))
     scaling = config.scaling
     say(
-        f"Starting {scaling.num_workers} Ray Train workers "
+        f"Starting {groups} x {scaling.num_workers} Ray Train workers "
         f"({'GPU, NCCL' if scaling.use_gpu else 'CPU, gloo'}); this takes about 15 s"
     )
+    queue = ray.remote(num_cpus=0)(RunQueue).remote(graph, config.experiment_dir)
     failure = FailureFile(config.experiment_dir / f".worker_failure-{uuid.uuid4().hex}.json")
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "config": config,
-            "job": job,
-            "steps": steps,
-            "observers": observers,
-            "failure": failure,
-        },
-        scaling_config=ScalingConfig(
-            num_workers=scaling.num_workers,
-            use_gpu=scaling.use_gpu,
-            resources_per_worker={"CPU": scaling.cpus_per_worker},
-        ),
-        run_config=RunConfig(
-            name="ray",
-            storage_path=str(config.experiment_dir.resolve()),
-            failure_config=FailureConfig(max_failures=scaling.max_failures),
-        ),
-    )
-    try:
-        trainer.fit()
-        failed = None
-    except TrainingFailedError as error:
-        failed = f"the workers failed {scaling.max_failures + 1} times: {_root(error)}"
+    shared = {"config": config, "steps": steps, "observers": observers, "failure": failure}
+    with ThreadPoolExecutor(groups) as pool:
+        running = [
+            pool.submit(_group(config, {**shared, "group": str(i), "queue": queue}).fit)
+            for i in range(groups)
+        ]
+        failed = _watch(running, queue, len(graph), scaling.max_failures + 1)
     if failed or failure.recorded():
         ray.shutdown()  # no forwarded worker log may print after the error's one line
         failure.raise_recorded()
         raise WorkerError(failed)
 
 
-def check_placement(config: Config, cpus: float, gpus: float, where: str) -> None:
-    """More workers (CPUs, GPUs) than the cluster has can never be placed: refuse, not wait."""
+def _group(config: Config, loop_config: dict[str, Any]):
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    scaling = config.scaling
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=scaling.num_workers,
+            use_gpu=scaling.use_gpu,
+            resources_per_worker={"CPU": scaling.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=f"group{loop_config['group']}",
+            storage_path=str((config.experiment_dir / "ray").resolve()),
+            failure_config=FailureConfig(max_failures=scaling.max_failures),
+        ),
+    )
+
+
+def _watch(running: list[Future], queue, total: int, attempts: int) -> str | None:
+    """Say how many runs are running, ready and waiting whenever that changes, until every
+    group has ended; a group that fails for good stops the queue (the others end after their
+    run). Returns the first such failure's line."""
+    import ray
+    from ray.train import TrainingFailedError
+
+    failed, said = None, ""
+    while True:
+        finished = wait(running, timeout=1.0).done
+        for future in finished:
+            error = future.exception()
+            if error is not None and failed is None:
+                queue.stop.remote()
+                if not isinstance(error, TrainingFailedError):
+                    raise error
+                failed = f"the workers failed {attempts} times: {_root(error)}"
+        line = describe(ray.get(queue.status.remote()), total)
+        if line != said:
+            say(line)
+            said = line
+        if len(finished) == len(running):
+            return failed
+
+
+def worker_groups(config: Config, cpus: float, gpus: float, where: str) -> int:
+    """How many worker groups train at once: ``scaling.concurrent_runs``, else as many as the
+    cluster can place (one under ``parallelism: runs``, whose workers are the slots). More than
+    the cluster can ever place is refused, not waited for."""
     scaling = config.scaling
     wanted_cpus = scaling.num_workers * scaling.cpus_per_worker
     if wanted_cpus > cpus:
@@ -179,6 +212,18 @@ def check_placement(config: Config, cpus: float, gpus: float, where: str) -> Non
             f"{scaling.num_workers} GPUs, the Ray cluster {where} has {gpus:g}: lower "
             "scaling.num_workers or use a larger cluster"
         )
+    if scaling.parallelism == "runs":
+        return 1
+    fits = int(cpus // wanted_cpus)
+    if scaling.use_gpu:
+        fits = min(fits, int(gpus // scaling.num_workers))
+    if scaling.concurrent_runs > fits:
+        raise UserError(
+            f"scaling.concurrent_runs {scaling.concurrent_runs} worker groups of "
+            f"{scaling.num_workers} workers do not fit in the Ray cluster {where} (room for "
+            f"{fits}): lower it, or set 0 for as many as fit"
+        )
+    return scaling.concurrent_runs or fits
 
 
 def _root(error: BaseException) -> str:

@@ -1,0 +1,108 @@
+"""An experiment's runs as a graph: each run waits for the runs whose results it reads, and
+ready runs start longest chain first.
+
+A run at level l >= 1 reads its mask, cut from the final weights of its source level (the
+previous level, or level 0 with one-shot pruning), and whatever weights its method starts from
+(level 0's step-0 or step-k weights, or the source level's final ones). So the ticket of level
+l waits for level l-1's ticket, every baseline of level l waits for the same run only, and the
+trunk is the critical path: with iterative pruning it is the levels + 1 tickets one after
+another, and everything else fits beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from scale_lth import methods
+from scale_lth.results import RunKey
+
+
+def source_level(pruning_method: str, level: int) -> int:
+    """The level whose trained weights level ``level``'s mask is cut from: the previous one
+    (iterative pruning) or the dense network (one-shot)."""
+    return 0 if pruning_method == "oneshot" else level - 1
+
+
+def runs_read(start: methods.Start, key: RunKey, pruning_method: str) -> set[RunKey]:
+    """The trunk's runs whose results a run starting as ``start`` at ``key`` reads."""
+    if key.level == 0:
+        return set()
+    source = RunKey(key.replicate, source_level(pruning_method, key.level))
+    read = {source}  # the mask (every start's needs name it) and any trained weights
+    if {"init", "rewind"} & set(start.needs):
+        read.add(RunKey(key.replicate, 0))
+    return read
+
+
+@dataclass(frozen=True)
+class RunGraph:
+    """The runs to train, each with the runs to train that it waits for (finished ones are
+    already there)."""
+
+    waits_for: Mapping[RunKey, frozenset[RunKey]]
+
+    @classmethod
+    def of(
+        cls,
+        keys: Iterable[RunKey],
+        finished: Collection[RunKey],
+        pruning_method: str,
+        rewinding_mode: str,
+    ) -> RunGraph:
+        todo = [key for key in keys if key not in finished]
+        waits_for = {}
+        for key in todo:
+            start = methods.start_of(key.method, rewinding_mode)
+            read = runs_read(start, key, pruning_method)
+            waits_for[key] = frozenset(run for run in read if run in todo)
+        return cls(waits_for)
+
+    def __len__(self) -> int:
+        return len(self.waits_for)
+
+    @cached_property
+    def chain(self) -> dict[RunKey, int]:
+        """Each run's longest chain of runs that wait on it, itself included."""
+        waiting_on: dict[RunKey, list[RunKey]] = {key: [] for key in self.waits_for}
+        for key, before in self.waits_for.items():
+            for run in before:
+                waiting_on[run].append(key)
+        length: dict[RunKey, int] = {}
+
+        def measure(key: RunKey) -> int:
+            if key not in length:
+                length[key] = 1 + max((measure(run) for run in waiting_on[key]), default=0)
+            return length[key]
+
+        for key in self.waits_for:
+            measure(key)
+        return length
+
+    def critical_path(self) -> list[RunKey]:
+        """The longest chain of runs, each waiting for the one before."""
+        path: list[RunKey] = []
+        candidates = [key for key, before in self.waits_for.items() if not before]
+        while candidates:
+            best = max(candidates, key=lambda key: (self.chain[key], -self.position[key]))
+            path.append(best)
+            candidates = [key for key, before in self.waits_for.items() if best in before]
+        return path
+
+    @cached_property
+    def position(self) -> dict[RunKey, int]:
+        return {key: index for index, key in enumerate(self.waits_for)}
+
+    def ready(self, done: Collection[RunKey], taken: Collection[RunKey]) -> list[RunKey]:
+        """Runs not yet taken whose inputs are done: the longest chain first, the trunk before
+        baselines, then the job's order (lower levels first)."""
+        ready = [
+            key
+            for key, before in self.waits_for.items()
+            if key not in taken and key not in done and before <= set(done)
+        ]
+        return sorted(ready, key=self._priority)
+
+    def _priority(self, key: RunKey) -> tuple[int, bool, int]:
+        return -self.chain[key], key.branch != methods.TICKET, self.position[key]
