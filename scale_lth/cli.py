@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -46,12 +47,7 @@ def _lottery(args: argparse.Namespace) -> int:
     from scale_lth.lottery.job import Job
 
     config = load(args.config, args.overrides)
-    job = Job(
-        replicates=range(config.replicates),
-        levels=range(config.pruning.levels + 1),
-        branches=[config.run_branch(method) for method in config.baselines.branches],
-    )
-    run_job(config, job, quiet=args.quiet)
+    run_job(config, Job.lottery(config), quiet=args.quiet)
     return 0
 
 
@@ -198,6 +194,25 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from scale_lth.plan import plan
+
+    config = load(args.config, args.overrides)
+    if args.images_per_second is None or args.images_per_second <= 0:
+        raise UserError(
+            "plan needs a measured training throughput: pass --images-per-second (images per "
+            "second per GPU for this model and resolution, e.g. from bench/gpu_throughput.py)"
+        )
+    if min(args.gpus) < 1:
+        raise UserError(f"--gpus {min(args.gpus)}: GPU counts are 1 or more")
+    result = plan(config, args.gpus, args.images_per_second)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=1))
+    else:
+        print("\n".join(result.lines(f"{config.name} ({config.hash})")))
+    return 0
+
+
 def _sync(args: argparse.Namespace) -> int:
     from scale_lth import preflight
     from scale_lth.driver import absolute_paths
@@ -273,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the table as JSON rows")
     compare.add_argument("--out", help="folder for the table and plot; default: beside the first")
     compare.set_defaults(func=_compare)
+
+    plan = verbs.add_parser(
+        "plan",
+        help="what the experiment costs before it runs: GPU-hours, critical path, wall time",
+    )
+    add_config_arguments(plan)
+    plan.add_argument(
+        "--gpus", nargs="+", type=int, default=[8, 64, 256], help="GPU counts to plan for"
+    )
+    plan.add_argument("--images-per-second", type=float, help="measured training images/s per GPU")
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    plan.set_defaults(func=_plan)
 
     sync = verbs.add_parser(
         "sync", help="send MLflow what it missed while it was unreachable (kept on disk)"

@@ -118,7 +118,7 @@ def check(config: Config, job: Job) -> tuple[Config, Layout, Steps]:
     preflight.check_results(layout, job.keys(), probe, config)
     if any(not layout.is_done(key) for key in job.keys()):  # room only for what will train
         preflight.check_disk(config, probe, runs_per_level=1 + len(job.branches))
-    return config, layout, Steps.of(config, info)
+    return config, layout, Steps.of(config, info.splits["train"])
 
 
 def report(config: Config, finished: list[RunKey]) -> None:

@@ -48,7 +48,7 @@ def check_data(config: Config, info: DataInfo) -> None:
             f"data.batch_size {batch} must divide evenly over scaling.num_workers {workers}: "
             f"make it a multiple of {workers}"
         )
-    per_epoch = iterations_per_epoch(config, info)
+    per_epoch = iterations_per_epoch(config, info.splits["train"])
     if per_epoch < 1:
         raise ConfigError(
             f"data.batch_size {batch} exceeds the {info.splits['train']} training examples: "

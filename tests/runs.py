@@ -18,7 +18,7 @@ def runner(config, session: Session | None = None, observers=()) -> Runner:
     config = dataclasses.replace(
         config, scaling=dataclasses.replace(config.scaling, num_workers=session.world_size)
     )
-    steps = Steps.of(config, DataInfo.load(config.data_dir))
+    steps = Steps.of(config, DataInfo.load(config.data_dir).splits["train"])
     return Runner(config, session, steps, list(observers))
 
 

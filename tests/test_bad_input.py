@@ -255,6 +255,10 @@ CASES = {
         SMOKE,
         *case.overrides("seed=1"),
     ],  # fmt: skip
+    "concurrent-runs-do-not-fit": lambda case: case.lottery(
+        "scaling.num_workers=1", "scaling.concurrent_runs=1000"
+    ),
+    "plan-without-throughput": lambda case: ["plan", SMOKE, *case.overrides()],
 }
 
 

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 
 from scale_lth.config import Config
-from scale_lth.data import DataInfo
 from scale_lth.training.schedule import Schedule
 
 
@@ -20,10 +19,10 @@ def per_worker_batch(config: Config) -> int:
     return config.data.batch_size // world_size(config)
 
 
-def iterations_per_epoch(config: Config, info: DataInfo) -> int:
+def iterations_per_epoch(config: Config, train_images: int) -> int:
     """Optimizer steps per epoch: each rank's shard of the training split in whole per-worker
     batches (the loaders drop the last partial batch)."""
-    per_rank = math.ceil(info.splits["train"] / world_size(config))
+    per_rank = math.ceil(train_images / world_size(config))
     return per_rank // per_worker_batch(config) if per_worker_batch(config) else 0
 
 
@@ -36,8 +35,8 @@ class Steps:
     checkpoint_every: int  # 0: never
 
     @classmethod
-    def of(cls, config: Config, info: DataInfo) -> Steps:
-        per_epoch = iterations_per_epoch(config, info)
+    def of(cls, config: Config, train_images: int) -> Steps:
+        per_epoch = iterations_per_epoch(config, train_images)
         training = config.training
         return cls(
             per_epoch=per_epoch,

@@ -1,0 +1,134 @@
+"""What an experiment costs before it is spent: its run graph's size, GPU-hours, critical path
+and wall time on N GPUs under the scheduler's own order, from a training throughput (images per
+second per GPU) measured on the user's hardware. Nothing is trained.
+
+A run's work is its optimizer steps times the global batch: level 0 and the runs that start at
+step 0 train the whole schedule, runs rewound to step k train the rest of it, Scratch-B is
+counted at its cap (``baselines.scratch_b_max_factor``: an upper bound). Evaluation passes are
+not counted.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from pathlib import Path
+
+from scale_lth import methods
+from scale_lth.config import Config
+from scale_lth.data import ensure_written
+from scale_lth.data.info import info_path
+from scale_lth.lottery.graph import RunGraph
+from scale_lth.lottery.job import Job
+from scale_lth.lottery.steps import Steps, per_worker_batch, world_size
+from scale_lth.results import Layout, RunKey
+
+# Training-split sizes as scale-lth writes them (validation held out of CIFAR-10's and MNIST's
+# training sets), for planning before the data is written.
+TRAIN_IMAGES = {"imagenet": 1_281_167, "cifar10": 45_000, "mnist": 55_000}
+
+
+def train_images(config: Config) -> int:
+    folder = Path(config.data_dir)
+    if not info_path(folder).is_file() and config.data.dataset in TRAIN_IMAGES:
+        return TRAIN_IMAGES[config.data.dataset]
+    return ensure_written(folder, config.data.dataset).splits["train"]  # digits: written now
+
+
+def run_steps(config: Config, key: RunKey, steps: Steps) -> int:
+    """The optimizer steps ``key`` trains."""
+    if key.level == 0:
+        return steps.schedule.total
+    start = methods.start_of(key.method, config.rewinding.mode)
+    total = steps.schedule.total
+    if start.schedule == "dense_compute":
+        total = round(total * config.baselines.scratch_b_max_factor)
+    return total - (steps.rewind if start.step == "rewind" else 0)
+
+
+def makespan(graph: RunGraph, seconds: dict[RunKey, float], slots: int) -> float:
+    """When the last run ends if ``slots`` runs train at once, each slot taking the first of
+    the ready runs (the scheduler's order) as soon as it is free."""
+    now, done, taken = 0.0, set(), set()
+    running: list[tuple[float, int, RunKey]] = []
+    while len(done) < len(graph):
+        for key in graph.ready(done, taken)[: slots - len(running)]:
+            taken.add(key)
+            heapq.heappush(running, (now + seconds[key], graph.position[key], key))
+        now, _, key = heapq.heappop(running)
+        done.add(key)
+    return now
+
+
+def critical_seconds(graph: RunGraph, seconds: dict[RunKey, float]) -> float:
+    """The longest chain of runs, in seconds: no number of GPUs finishes sooner."""
+    ends: dict[RunKey, float] = {}
+
+    def end(key: RunKey) -> float:
+        if key not in ends:
+            ends[key] = seconds[key] + max(map(end, graph.waits_for[key]), default=0.0)
+        return ends[key]
+
+    return max(map(end, graph.waits_for), default=0.0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: int
+    finished: int
+    tickets: int
+    gpus_per_run: int
+    images_per_second: float  # per GPU
+    gpu_hours: float
+    critical_path_runs: int
+    critical_path_hours: float
+    wall_hours: dict[int, float | None]  # GPUs -> hours (None: fewer GPUs than a run needs)
+
+    def lines(self, name: str) -> list[str]:
+        out = [
+            f"{name}: {self.runs} runs to train ({self.tickets} tickets, "
+            f"{self.runs - self.tickets} baselines; {self.finished} finished already), "
+            f"{self.gpu_hours:,.1f} GPU-hours at {self.images_per_second:,.0f} images/s per GPU",
+            f"critical path: {self.critical_path_runs} runs, {self.critical_path_hours:,.1f} h "
+            f"with {self.gpus_per_run} GPU{'s' if self.gpus_per_run > 1 else ''} per run",
+            f"{'GPUs':>6}  {'run slots':>9}  {'wall time':>22}",
+        ]
+        for gpus, hours in self.wall_hours.items():
+            slots = gpus // self.gpus_per_run
+            wall = (
+                "fewer GPUs than a run"
+                if hours is None
+                else f"{hours:,.1f} h ({hours / 24:,.1f} d)"
+            )
+            out.append(f"{gpus:>6}  {slots:>9}  {wall:>22}")
+        out.append(
+            "Scratch-B counted at baselines.scratch_b_max_factor (an upper bound); evaluation "
+            "passes not counted"
+        )
+        return out
+
+
+def plan(config: Config, gpus: list[int], images_per_second: float) -> Plan:
+    job = Job.lottery(config)
+    finished = set(Layout(config.experiment_dir).finished())
+    graph = RunGraph.of(job.keys(), finished, config.pruning.method, config.rewinding.mode)
+    steps = Steps.of(config, train_images(config))
+    per_run = world_size(config)
+    images_per_step = per_worker_batch(config) * per_run
+    images = {key: run_steps(config, key, steps) * images_per_step for key in graph.waits_for}
+    seconds = {key: count / (images_per_second * per_run) for key, count in images.items()}
+    wall = {
+        count: makespan(graph, seconds, count // per_run) / 3600 if count >= per_run else None
+        for count in gpus
+    }
+    return Plan(
+        runs=len(graph),
+        finished=len(finished & set(job.keys())),
+        tickets=sum(key.branch == methods.TICKET for key in graph.waits_for),
+        gpus_per_run=per_run,
+        images_per_second=images_per_second,
+        gpu_hours=sum(images.values()) / images_per_second / 3600,
+        critical_path_runs=len(graph.critical_path()),
+        critical_path_hours=critical_seconds(graph, seconds) / 3600,
+        wall_hours=wall,
+    )
