@@ -39,6 +39,8 @@ test: install
 
 bench: install
 	$(BIN)/python bench/prune_and_step.py
+	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/schedule.py
 
 # On a machine with a CUDA device: the GPU tests alone, then the benchmarks on the GPU.
 gpu-check: install

@@ -47,12 +47,24 @@ def _lottery(args: argparse.Namespace) -> int:
     from scale_lth.lottery.job import Job
 
     config = load(args.config, args.overrides)
-    run_job(config, Job.lottery(config), quiet=args.quiet)
+    job = Job.lottery(config)
+    if args.levels:
+        levels = parse_levels(args.levels, lowest=0)
+        beyond = [level for level in levels if level > config.pruning.levels]
+        if beyond:
+            raise UserError(
+                f"--levels {args.levels}: level {beyond[0]} is beyond pruning.levels "
+                f"{config.pruning.levels}; raise pruning.levels or name fewer levels"
+            )
+        job = dataclasses.replace(job, levels=levels)
+    if args.trunk_only:
+        job = dataclasses.replace(job, branches=[])
+    run_job(config, job, quiet=args.quiet)
     return 0
 
 
-def parse_levels(text: str) -> list[int]:
-    """``'1-5,8'`` -> ``[1, 2, 3, 4, 5, 8]``."""
+def parse_levels(text: str, lowest: int = 1) -> list[int]:
+    """``'1-5,8'`` -> ``[1, 2, 3, 4, 5, 8]`` (baselines exist from level 1, tickets from 0)."""
     levels: set[int] = set()
     for part in text.split(","):
         low, sep, high = part.strip().partition("-")
@@ -60,38 +72,22 @@ def parse_levels(text: str) -> list[int]:
             bounds = (int(low), int(high) if sep else int(low))
         except ValueError:
             raise UserError(f"--levels: write levels like 1-5,8, got {text!r}") from None
-        if bounds[0] < 1 or bounds[1] < bounds[0]:
-            raise UserError(f"--levels: baselines exist from level 1 up, got {part!r}")
+        if bounds[0] < lowest or bounds[1] < bounds[0]:
+            what = "baselines exist from level 1" if lowest else "levels count from 0"
+            raise UserError(f"--levels: {what} up, got {part!r}")
         levels.update(range(bounds[0], bounds[1] + 1))
     return sorted(levels)
 
 
 def _branch(args: argparse.Namespace) -> int:
     from scale_lth.driver import run_job
-    from scale_lth.lottery.graph import runs_read
     from scale_lth.lottery.job import Job
-    from scale_lth.results import Layout, RunKey
 
     config = load(args.config, args.overrides)
     if args.name not in methods.baselines():
         known = ", ".join(methods.baselines())
         raise UserError(f"no baseline named '{args.name}'; known: {known}")
     levels = parse_levels(args.levels)
-    layout = Layout(config.experiment_dir)
-    start = methods.METHODS[args.name].start
-    needed = {
-        key
-        for r in range(config.replicates)
-        for level in levels
-        for key in runs_read(start, RunKey(r, level), config.pruning.method)
-    }
-    missing = [str(key) for key in sorted(needed) if not layout.is_done(key)]
-    if missing:
-        raise UserError(
-            f"the trunk has no finished run for {missing[0]}"
-            f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
-            f"run `scale-lth lottery {args.config}` first"
-        )
     job = Job(range(config.replicates), levels, [config.run_branch(args.name)], trunk=False)
     run_job(config, job, quiet=args.quiet)
     return 0
@@ -252,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
         "lottery", help="IMP levels with rewinding, and the baselines at every level"
     )
     add_config_arguments(lottery)
+    lottery.add_argument(
+        "--levels",
+        help="only these levels, like 0-3,5 (default: every level; the levels "
+        "before them must be finished)",
+    )
+    lottery.add_argument("--trunk-only", action="store_true", help="the tickets only, no baselines")
     lottery.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
     lottery.set_defaults(func=_lottery)
 

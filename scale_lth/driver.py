@@ -15,6 +15,7 @@ import yaml
 from scale_lth import preflight
 from scale_lth.config import Config
 from scale_lth.data import ensure_written
+from scale_lth.errors import UserError
 from scale_lth.lottery.graph import RunGraph
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.network import build_network, check_model
@@ -67,6 +68,13 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     config, layout, steps = check(config, job)
     before = set(layout.finished())
     todo = [key for key in job.keys() if key not in before]
+    graph = RunGraph.of(todo, before, config.pruning.method, config.rewinding.mode)
+    if graph.missing:
+        first, more = sorted(graph.missing)[0], len(graph.missing) - 1
+        raise UserError(
+            f"the trunk has no finished run for {first}{f' (and {more} more)' if more else ''}: "
+            "train the levels before these first (`scale-lth lottery` on this config)"
+        )
     config = mlflow_tracker.prepare(config)
     if config.tracking.enabled:
         mlflow_tracker.deliver_earlier_events(config)
@@ -77,7 +85,6 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
         print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train")
         write_config(config)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
-        graph = RunGraph.of(todo, before, config.pruning.method, config.rewinding.mode)
         ray_train.fit(config, graph, steps, partial(chief_observers, config, not bars))
         finished = [key for key in layout.finished() if key not in before]
     report(config, finished)

@@ -37,11 +37,12 @@ def stop_session(process: subprocess.Popen) -> None:
         time.sleep(0.2)
 
 
-def start(cwd: Path, *arguments: str) -> subprocess.Popen:
+def start(cwd: Path, *arguments: str, env: dict | None = None) -> subprocess.Popen:
     """`scale-lth ARGUMENTS` in ``cwd``, in a session of its own."""
     return subprocess.Popen(
         [SCALE_LTH, *arguments],
         cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -49,9 +50,11 @@ def start(cwd: Path, *arguments: str) -> subprocess.Popen:
     )
 
 
-def scale_lth(cwd: Path, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def scale_lth(
+    cwd: Path, *arguments: str, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run `scale-lth ARGUMENTS` in ``cwd`` to the end; stop all it started."""
-    process = start(cwd, *arguments)
+    process = start(cwd, *arguments, env=env)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     finally:

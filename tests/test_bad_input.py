@@ -259,6 +259,15 @@ CASES = {
         "scaling.num_workers=1", "scaling.concurrent_runs=1000"
     ),
     "plan-without-throughput": lambda case: ["plan", SMOKE, *case.overrides()],
+    "trunk-not-finished": lambda case: [
+        "branch",
+        "snip",
+        SMOKE,
+        *case.overrides(),
+        "--levels",
+        "2",
+    ],
+    "levels-beyond-config": lambda case: [*case.lottery(), "--levels", "1-3"],
 }
 
 

@@ -27,6 +27,7 @@ from scale_lth.data.errors import DataError
 from scale_lth.data.info import DataInfo
 
 DEFAULT_RESOLUTION = 224
+KEEP_DECODED_BYTES = 256 * 2**20  # evaluation shards up to this size are decoded only once
 CENTER_CROP_RATIO = 224 / 256
 PIPELINES = ("plain", "pad_crop_flip", "resized_crop_flip", "center_crop")
 
@@ -59,6 +60,21 @@ class Batches:
             if self.channels_last and images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, labels.to(torch.long, copy=True)  # FFCV reuses its buffers
+
+
+class Decoded:
+    """An evaluation split small enough to hold: its batches decoded once (same examples, same
+    order, same normalised tensors) and kept on the device, so a run's dozens of evaluations
+    do not decode it again each time."""
+
+    def __init__(self, batches: Batches) -> None:
+        self.batches = list(batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return iter(self.batches)
 
 
 @dataclass(frozen=True)
@@ -197,17 +213,24 @@ def eval_batches(
     world_size: int = 1,
     options: LoaderOptions = LoaderOptions(),
 ) -> Batches:
-    """Every example of ``split`` in order, each read by exactly one rank."""
+    """Every example of ``split`` in order, each read by exactly one rank; a shard of at most
+    KEEP_DECODED_BYTES as float32 tensors is decoded once and kept (``Decoded``)."""
     from ffcv.loader import OrderOption
 
-    size = DataInfo.load(Path(folder)).splits.get(split, 0)
-    return _batches(
+    info = DataInfo.load(Path(folder))
+    indices = np.arange(rank, info.splits.get(split, 0), world_size)
+    batches = _batches(
         Path(folder),
         split,
         batch_size,
         False,
         options,
         order=OrderOption.SEQUENTIAL,
-        indices=np.arange(rank, size, world_size),
+        indices=indices,
         drop_last=False,
     )
+    side = options.resolution or DEFAULT_RESOLUTION
+    height, width = info.shape[1:] if info.shape else (side, side)
+    if len(indices) * info.channels * height * width * 4 <= KEEP_DECODED_BYTES:
+        return Decoded(batches)
+    return batches

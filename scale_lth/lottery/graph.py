@@ -42,6 +42,7 @@ class RunGraph:
     already there)."""
 
     waits_for: Mapping[RunKey, frozenset[RunKey]]
+    missing: frozenset[RunKey] = frozenset()  # runs read that are neither finished nor to train
 
     @classmethod
     def of(
@@ -52,12 +53,13 @@ class RunGraph:
         rewinding_mode: str,
     ) -> RunGraph:
         todo = [key for key in keys if key not in finished]
-        waits_for = {}
+        waits_for, missing = {}, set()
         for key in todo:
             start = methods.start_of(key.method, rewinding_mode)
             read = runs_read(start, key, pruning_method)
             waits_for[key] = frozenset(run for run in read if run in todo)
-        return cls(waits_for)
+            missing |= {run for run in read if run not in todo and run not in finished}
+        return cls(waits_for, frozenset(missing))
 
     def __len__(self) -> int:
         return len(self.waits_for)

@@ -136,12 +136,18 @@ def fit(config: Config, graph: RunGraph, steps: Steps, observers) -> None:
     queue = ray.remote(num_cpus=0)(RunQueue).remote(graph, config.experiment_dir)
     failure = FailureFile(config.experiment_dir / f".worker_failure-{uuid.uuid4().hex}.json")
     shared = {"config": config, "steps": steps, "observers": observers, "failure": failure}
-    with ThreadPoolExecutor(groups) as pool:
+    pool = ThreadPoolExecutor(groups)
+    try:
         running = [
             pool.submit(_group(config, {**shared, "group": str(i), "queue": queue}).fit)
             for i in range(groups)
         ]
         failed = _watch(running, queue, len(graph), scaling.max_failures + 1)
+    except BaseException:  # Ctrl-C or an error of Ray's own: the groups end with the driver
+        ray.shutdown()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     if failed or failure.recorded():
         ray.shutdown()  # no forwarded worker log may print after the error's one line
         failure.raise_recorded()

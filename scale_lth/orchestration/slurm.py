@@ -36,6 +36,7 @@ from scale_lth.orchestration.ray_cluster import (
 )
 
 JOIN_SECONDS = 300
+REQUEUE = {"requeue": True}  # a preempted or requeued job comes back and resumes
 
 
 def executor(config: Config, cluster: str | None = None) -> submitit.AutoExecutor:
@@ -63,9 +64,22 @@ def executor(config: Config, cluster: str | None = None) -> submitit.AutoExecuto
     }
     if made.cluster == "slurm":
         options.update({key: value for key, value in slurm_only.items() if value})
-        options["slurm_additional_parameters"] = {"requeue": True}
+        options["slurm_additional_parameters"] = dict(REQUEUE)
     made.update_parameters(**options)
     return made
+
+
+def start_after(made: submitit.AutoExecutor, jobs) -> None:
+    """The jobs ``made`` submits next start only once every one of ``jobs`` has completed
+    (``afterok``); if one of them fails they are cancelled, not left pending for ever."""
+    ids = ":".join(job.job_id for job in jobs)
+    made.update_parameters(
+        slurm_additional_parameters={
+            **REQUEUE,
+            "dependency": f"afterok:{ids}",
+            "kill_on_invalid_dep": "yes",
+        }
+    )
 
 
 @dataclass
@@ -112,12 +126,13 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         try:
             files.announce(head.address)
             wait_for_nodes(head.address, nodes)
+            stop_on_sigterm(head)  # again: ray.init replaced the handler with a sys.exit
             address = f"scaling.address={head.address}"
             run([*self.command, *self.overrides, address, *self.options])
         finally:
             files.finish()
             _disconnect()
-            head.stop()
+            head.stop(grace_seconds=2)  # within SLURM's KillWait after a SIGTERM
         return {"arguments": self.arguments, "nodes": nodes, "head": head.address}
 
     def _follow(self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, node: int):

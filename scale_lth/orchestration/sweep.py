@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from scale_lth.config import load
 from scale_lth.errors import UserError
 from scale_lth.lottery.network import check_model
-from scale_lth.orchestration.slurm import ExperimentTask, executor
+from scale_lth.orchestration.slurm import ExperimentTask, executor, start_after
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,11 @@ class Task:
         return " ".join([*self.command[1:], *self.overrides, *self.options]) or "(config as is)"
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, config: bool = False) -> argparse.ArgumentParser:
+    """A launcher's options; with ``config``, the experiment's YAML comes first."""
     made = argparse.ArgumentParser(description=description)
+    if config:
+        made.add_argument("config", help="the experiment's YAML")
     made.add_argument(
         "--cluster",
         choices=("slurm", "local", "debug"),
@@ -51,19 +54,23 @@ def parser(description: str) -> argparse.ArgumentParser:
     return made
 
 
-def submit(tasks: Sequence[Task], config_path: str, args: argparse.Namespace) -> int:
-    """Check every task's config, submit them as one array, print the ids; with
-    ``args.wait``, wait and return non-zero if any task failed."""
-    try:
-        configs = [load(config_path, [*args.overrides, *task.overrides]) for task in tasks]
-        for config in configs:
-            check_model(config)
-        runner = executor(configs[0], args.cluster)
-        if runner.cluster == "slurm":
-            check_partition(configs[0].launcher.partition)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def prepare(config_path: str, args: argparse.Namespace, tasks: Sequence[Task]):
+    """Every task's config loaded and checked, the executor made and its partition looked up,
+    before anything is submitted: (configs, executor)."""
+    configs = [load(config_path, [*args.overrides, *task.overrides]) for task in tasks]
+    for config in configs:
+        check_model(config)
+    runner = executor(configs[0], args.cluster)
+    if runner.cluster == "slurm":
+        check_partition(configs[0].launcher.partition)
+    return configs, runner
+
+
+def submit_array(runner, tasks: Sequence[Task], config_path: str, args, after=()) -> list:
+    """The tasks as one job array, started only after every job of ``after`` has completed
+    (SLURM's ``afterok``; dependents of a failed job are cancelled, not left pending)."""
+    if after:
+        start_after(runner, after)
     with runner.batch():
         jobs = [
             runner.submit(
@@ -75,11 +82,11 @@ def submit(tasks: Sequence[Task], config_path: str, args: argparse.Namespace) ->
             )
             for task in tasks
         ]
-    for job, task, config in zip(jobs, tasks, configs, strict=True):
-        print(f"{job.job_id}  {task.label()}  -> {config.experiment_dir}")
-    print(f"Logs: {configs[0].launcher.log_dir}/<job id>/")
-    if not args.wait:
-        return 0
+    return jobs
+
+
+def wait_for_all(jobs: Sequence, tasks: Sequence[Task]) -> int:
+    """Wait for every job, print each outcome and a summary; non-zero if any failed."""
     failed = 0
     for job, task in zip(jobs, tasks, strict=True):
         try:
@@ -90,6 +97,21 @@ def submit(tasks: Sequence[Task], config_path: str, args: argparse.Namespace) ->
             print(f"{job.job_id}  {job.state:<9} {task.label()}: {reason(error)}")
     print(f"{len(jobs) - failed} of {len(jobs)} tasks done")
     return 1 if failed else 0
+
+
+def submit(tasks: Sequence[Task], config_path: str, args: argparse.Namespace) -> int:
+    """Check every task's config, submit them as one array, print the ids; with
+    ``args.wait``, wait and return non-zero if any task failed."""
+    try:
+        configs, runner = prepare(config_path, args, tasks)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    jobs = submit_array(runner, tasks, config_path, args)
+    for job, task, config in zip(jobs, tasks, configs, strict=True):
+        print(f"{job.job_id}  {task.label()}  -> {config.experiment_dir}")
+    print(f"Logs: {configs[0].launcher.log_dir}/<job id>/")
+    return wait_for_all(jobs, tasks) if args.wait else 0
 
 
 def check_partition(partition: str) -> None:
