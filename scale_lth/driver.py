@@ -65,16 +65,16 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     call finished."""
     started = time.perf_counter()
     config = absolute_paths(config)
-    config, layout, steps = check(config, job)
-    before = set(layout.finished())
+    before = set(Layout(config.experiment_dir).finished())
     todo = [key for key in job.keys() if key not in before]
     graph = RunGraph.of(todo, before, config.pruning.method, config.rewinding.mode)
-    if graph.missing:
+    if graph.missing:  # before the data is written or anything else is done
         first, more = sorted(graph.missing)[0], len(graph.missing) - 1
         raise UserError(
             f"the trunk has no finished run for {first}{f' (and {more} more)' if more else ''}: "
             "train the levels before these first (`scale-lth lottery` on this config)"
         )
+    config, layout, steps = check(config, job)
     config = mlflow_tracker.prepare(config)
     if config.tracking.enabled:
         mlflow_tracker.deliver_earlier_events(config)

@@ -142,7 +142,8 @@ def test_branch_command_needs_a_trunk(tmp_path):
     result = scale_lth(tmp_path, "branch", "reinit", SMOKE, "--levels", "1-2")
     assert result.returncode == 2
     assert (
-        "run `scale-lth lottery" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        "(`scale-lth lottery` on this config)" in result.stderr
+        and len(result.stderr.strip().splitlines()) == 1
     )
 
 
