@@ -1,7 +1,7 @@
-"""On digits, through `scale-lth lottery` (the tests' Ray head, MLflow in a local store): one
-experiment per rewinding mode (weights, lr, finetune), each with every baseline of the registry;
-then `scale-lth compare` overlays them in one table and one plot, names each by what differs in
-its config, and logs both to MLflow."""
+"""On digits, through `scale-lth lottery` (local Ray, MLflow in a local store): one experiment
+per rewinding mode (weights, lr, finetune), each with every baseline of the registry; then
+`scale-lth compare` overlays them in one table and one plot, names each by what differs in its
+config, and logs both to MLflow."""
 
 import json
 
@@ -26,17 +26,12 @@ SHORT = [
 
 
 @pytest.fixture(scope="module")
-def three_modes(tmp_path_factory, ray_head):
-    """The three experiments on the tests' Ray head (2 CPUs: two worker groups of one)."""
+def three_modes(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("modes")
     items = []
-    on_head = [f"scaling.address={ray_head.address}", "scaling.num_workers=1"]
     for mode in MODES:
         overrides = [*SHORT, f"rewinding.mode={mode}"]
-        result = scale_lth(
-            cwd, "lottery", SMOKE, *overrides, *on_head, "--quiet",
-            env=ray_head.client_environment(),
-        )  # fmt: skip
+        result = scale_lth(cwd, "lottery", SMOKE, *overrides, "--quiet")
         assert result.returncode == 0, result.stderr[-3000:]
         items += [SMOKE, *overrides]
     return cwd, items
