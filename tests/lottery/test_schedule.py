@@ -1,5 +1,5 @@
 """The run graph scheduled on a real 2-CPU Ray cluster (the tests' `ray start` head): two
-run slots train baselines beside the next level's ticket and end where a sequential run
+run slots train baselines beside later levels' tickets and end where a sequential run
 ends."""
 
 import subprocess
@@ -39,7 +39,7 @@ def overlap(a: dict, b: dict) -> bool:
     return a["trained_from"] < b["trained_until"] and b["trained_from"] < a["trained_until"]
 
 
-def test_two_slots_train_baselines_beside_the_next_ticket_and_match_a_sequential_run(
+def test_two_slots_train_baselines_beside_later_tickets_and_match_a_sequential_run(
     ray_head, tmp_path
 ):
     from scale_lth.results import Layout, RunKey
