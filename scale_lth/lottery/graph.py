@@ -99,10 +99,11 @@ class RunGraph:
     def ready(self, done: Collection[RunKey], taken: Collection[RunKey]) -> list[RunKey]:
         """Runs not yet taken whose inputs are done: the longest chain first, the trunk before
         baselines, then the job's order (lower levels first)."""
+        done = set(done)
         ready = [
             key
             for key, before in self.waits_for.items()
-            if key not in taken and key not in done and before <= set(done)
+            if key not in taken and key not in done and before <= done
         ]
         return sorted(ready, key=self._priority)
 
