@@ -12,8 +12,10 @@ flip, shuffles, batches of 64, with the same number of CPU workers:
   Flip``, ``ToTensor`` and ``Normalize`` (its usual recipe), persistent workers.
 
 Epochs are interleaved, after a warm-up epoch of each, and the medians compared:
-``vs_torchvision`` (target >= 3.5) and ``vs_raw_ffcv`` (target >= 0.9). Writes its key into
-bench/results.json (or ``--out``).
+``vs_torchvision`` (target >= 3.5) and ``vs_raw_ffcv`` (target >= 0.9). The profile beside
+them says where a batch's time goes: each loader's milliseconds per batch, and what the
+project's normalisation to float tensors (its one step beyond bare FFCV) costs alone on a
+batch of the same shape. Writes its key into bench/results.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -116,6 +118,25 @@ def loaders(root: Path, written: Path, threads: int) -> dict:
     return {"scale_lth": project, "raw_ffcv": raw, "torchvision": folder}
 
 
+def normalisation_ms(written: Path, repeats: int = 20) -> float:
+    """The project's normalisation (``Batches``, uint8 to normalised float) of one batch, alone:
+    the median milliseconds over ``repeats`` batches."""
+    import torch
+
+    from scale_lth.data import DataInfo
+    from scale_lth.data.loaders import Batches
+
+    batch = torch.randint(0, 256, (BATCH, 3, SIDE, SIDE), dtype=torch.uint8)
+    labels = torch.zeros(BATCH, dtype=torch.int32)
+    normalised = Batches([(batch, labels)], DataInfo.load(written), torch.device("cpu"), False)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        next(iter(normalised))
+        times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
 def bench(count: int, rounds: int, threads: int) -> dict:
     from scale_lth.cli import main as scale_lth
 
@@ -126,6 +147,7 @@ def bench(count: int, rounds: int, threads: int) -> dict:
                      "--out", str(written), "--write-mode", "jpg"]  # fmt: skip
         if scale_lth(arguments) != 0:
             raise RuntimeError("writing the photos failed")
+        normalise = normalisation_ms(written)  # alone, before any loader's threads exist
         made = loaders(root, written, threads)
         rates: dict[str, list[float]] = {name: [] for name in made}
         for batches in made.values():
@@ -143,6 +165,11 @@ def bench(count: int, rounds: int, threads: int) -> dict:
             "images_per_second": median,
             "vs_torchvision": median["scale_lth"] / median["torchvision"],
             "vs_raw_ffcv": median["scale_lth"] / median["raw_ffcv"],
+            "profile": {
+                "ms_per_batch": {name: 1000 * BATCH / rate for name, rate in median.items()},
+                "normalisation_ms_per_batch": normalise,
+                "raw_ffcv_vs_torchvision": median["raw_ffcv"] / median["torchvision"],
+            },
         }
     }
 

@@ -6,9 +6,11 @@ A digits experiment (LeNet-300-100, 3 levels x 3 baselines, one replicate) is ru
 
 - ``schedule``: the median makespan (first run's first step to the last run's last) of the
   sequential runs over that of the two slots (target >= 1.6), and the two slots' makespan over
-  the critical path (the trunk's runs one after another);
+  the critical path (the trunk's runs one after another); its profile: a run's mean length
+  alone and beside another, and the best makespan the graph allows in run lengths;
 - ``orchestration``: the fraction of the command's wall time in which no run was in its
-  training or evaluation steps, with two slots (target <= 0.10), and where that time went.
+  training or evaluation steps, with two slots (target <= 0.10), and where that time went
+  (before the first step, after the last).
 
 Both runs must end with the same results (they are compared). Writes its keys into
 bench/results.json (or ``--out``) and prints them. Run with `make bench`.
@@ -40,6 +42,10 @@ EXPERIMENT = [
     "tracking.enabled=false",
     "scaling.parallelism=runs",
 ]
+# The 13 runs of equal length on two slots can end no sooner than 7 run lengths: level 0's
+# ticket runs alone, then each later ticket beside one baseline, and the 6 baselines left in
+# pairs. So the speed-up over one slot is at most 13/7 = 1.86 with runs as fast as alone.
+BEST_TWO_SLOT_MAKESPAN = 7
 
 
 def lottery(folder: Path, workers: int) -> dict:
@@ -51,6 +57,7 @@ def lottery(folder: Path, workers: int) -> dict:
         cwd=folder.parent, check=True, capture_output=True, text=True,
     )  # fmt: skip
     wall = time.perf_counter() - started
+    ended = time.time()
     layout = Layout(load(CONFIG, overrides).experiment_dir)
     runs = {key: layout.read_metrics(key) for key in layout.finished()}
     first = min(run["trained_from"] for run in runs.values())
@@ -61,7 +68,11 @@ def lottery(folder: Path, workers: int) -> dict:
         "makespan": last - first,
         "critical_path": sum(run["trained_until"] - run["trained_from"] for run in trunk),
         "in_steps": training_seconds(list(runs.values())),
-        "before_first_step": first - (time.time() - wall),
+        "before_first_step": first - (ended - wall),
+        "after_last_step": ended - last,
+        "run_seconds": statistics.mean(
+            run["trained_until"] - run["trained_from"] for run in runs.values()
+        ),
         "accuracies": {str(key): run["final_accuracy"] for key, run in sorted(runs.items())},
     }
 
@@ -86,11 +97,17 @@ def bench(rounds: int) -> dict:
             "speedup_two_slots": median(sequential, "makespan") / median(slots, "makespan"),
             "makespan_over_critical_path": median(slots, "makespan")
             / median(slots, "critical_path"),
+            "profile": {
+                "run_seconds_sequential": median(sequential, "run_seconds"),
+                "run_seconds_two_slots": median(slots, "run_seconds"),
+                "best_two_slot_makespan_in_runs": BEST_TWO_SLOT_MAKESPAN,
+            },
         },
         "orchestration": {
             "wall_seconds": wall,
             "fraction_not_in_steps": 1 - median(slots, "in_steps") / wall,
             "seconds_before_the_first_step": median(slots, "before_first_step"),
+            "seconds_after_the_last_step": median(slots, "after_last_step"),
         },
     }
 

@@ -15,6 +15,7 @@ after ``ToTorchImage`` hangs, and its GPU version needs CuPy. Training loaders s
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from scale_lth.data.errors import DataError
 from scale_lth.data.info import DataInfo
 
 DEFAULT_RESOLUTION = 224
-KEEP_DECODED_BYTES = 256 * 2**20  # evaluation shards up to this size are decoded only once
+KEEP_DECODED_BYTES = 256 * 2**20  # shards up to this size (float32) are decoded only once
 CENTER_CROP_RATIO = 224 / 256
 PIPELINES = ("plain", "pad_crop_flip", "resized_crop_flip", "center_crop")
 
@@ -56,25 +57,68 @@ class Batches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels in self.loader:
-            images = (images.float() - self.mean) / self.std
-            if self.channels_last and images.dim() == 4:
-                images = images.contiguous(memory_format=torch.channels_last)
-            yield images, labels.to(torch.long, copy=True)  # FFCV reuses its buffers
+            yield self.normalised(images), labels.to(torch.long, copy=True)  # FFCV reuses buffers
+
+    def normalised(self, images: torch.Tensor) -> torch.Tensor:
+        """``(images - mean) / std`` as float32, in place after the conversion (one new tensor
+        a batch, not three), in the layout asked for."""
+        images = images.float().sub_(self.mean).div_(self.std)
+        if self.channels_last and images.dim() == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
 
 
-class Decoded:
-    """An evaluation split small enough to hold: its batches decoded once (same examples, same
-    order, same normalised tensors) and kept on the device, so a run's dozens of evaluations
-    do not decode it again each time."""
+class Held:
+    """A split small enough to hold, decoded once and kept on the device as one tensor of
+    normalised images and one of labels. Its batches hold the same examples in the same order
+    as the FFCV loader it replaces, so a run reads the same values, bit for bit:
 
-    def __init__(self, batches: Batches) -> None:
-        self.batches = list(batches)
+    - evaluation (``shuffled=None``): the shard in stored order, in consecutive batches;
+    - training: each epoch, the examples FFCV's own traversal order picks for that epoch
+      (seed, epoch and this rank's shard), the last partial batch dropped.
+    """
+
+    def __init__(self, decoded: Batches, batch_size: int, shuffled=None) -> None:
+        batches = list(decoded)
+        self.images = torch.cat([images for images, _ in batches]) if batches else torch.empty(0)
+        self.labels = torch.cat([labels for _, labels in batches]) if batches else torch.empty(0)
+        self.batch_size = batch_size
+        self.shuffled = shuffled  # the training Loader whose traversal order is followed
+        self.channels_last = decoded.channels_last
+        self._epoch = 0
 
     def __len__(self) -> int:
-        return len(self.batches)
+        if self.shuffled is not None:
+            return len(self.shuffled)
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration reads (sets the shuffle; restore it when resuming)."""
+        return self.shuffled.next_epoch if self.shuffled is not None else self._epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        if self.shuffled is not None:
+            self.shuffled.next_epoch = value
+        self._epoch = value
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return iter(self.batches)
+        if self.shuffled is None:
+            for start in range(0, len(self.labels), self.batch_size):
+                yield (
+                    self.images[start : start + self.batch_size],
+                    self.labels[start : start + self.batch_size],
+                )
+            return
+        order = self.shuffled.next_traversal_order()[: len(self) * self.batch_size]
+        self.shuffled.next_epoch += 1
+        order = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(self.images.device)
+        for rows in order.split(self.batch_size):
+            images = self.images[rows]
+            if self.channels_last and images.dim() == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, self.labels[rows]
 
 
 @dataclass(frozen=True)
@@ -87,6 +131,7 @@ class LoaderOptions:
     channels_last: bool = False
     os_cache: bool = True
     pipeline: str | None = None  # None: the data's default for training or evaluation
+    keep_decoded_bytes: int = KEEP_DECODED_BYTES  # 0: decode every epoch (streamed)
 
 
 def loader_threads(requested: int) -> int:
@@ -186,13 +231,17 @@ def train_batches(
     seed: int,
     distributed: bool = False,
     options: LoaderOptions = LoaderOptions(),
-) -> Batches:
+) -> Batches | Held:
     """Shuffled training batches (the last partial batch dropped); this rank's shard when
-    ``distributed`` (FFCV's DistributedSampler emulation: disjoint, reshuffled each epoch)."""
+    ``distributed`` (FFCV's DistributedSampler emulation: disjoint, reshuffled each epoch).
+    A split without random augmentation whose float32 tensors fit in ``keep_decoded_bytes``
+    is decoded once and kept (``Held``), in the same order."""
     from ffcv.loader import OrderOption
 
-    return _batches(
-        Path(folder),
+    folder = Path(folder)
+    info = DataInfo.load(folder)
+    shuffled = _batches(
+        folder,
         "train",
         batch_size,
         True,
@@ -202,6 +251,36 @@ def train_batches(
         seed=seed,
         drop_last=True,
     )
+    count = info.splits.get("train", 0)
+    if (options.pipeline or default_pipeline(info, True)) != "plain" or not _fits(
+        info, count, options
+    ):
+        return shuffled
+    every = _in_order(folder, "train", batch_size, np.arange(count), options)
+    return Held(every, batch_size, shuffled=shuffled.loader)
+
+
+def _in_order(
+    folder: Path, split: str, batch_size: int, indices: np.ndarray, options: LoaderOptions
+) -> Batches:
+    from ffcv.loader import OrderOption
+
+    return _batches(
+        folder,
+        split,
+        batch_size,
+        False,
+        options,
+        order=OrderOption.SEQUENTIAL,
+        indices=indices,
+        drop_last=False,
+    )
+
+
+def _fits(info: DataInfo, count: int, options: LoaderOptions) -> bool:
+    side = options.resolution or DEFAULT_RESOLUTION
+    height, width = info.shape[1:] if info.shape else (side, side)
+    return count * info.channels * height * width * 4 <= options.keep_decoded_bytes
 
 
 def eval_batches(
@@ -212,25 +291,13 @@ def eval_batches(
     rank: int = 0,
     world_size: int = 1,
     options: LoaderOptions = LoaderOptions(),
-) -> Batches:
-    """Every example of ``split`` in order, each read by exactly one rank; a shard of at most
-    KEEP_DECODED_BYTES as float32 tensors is decoded once and kept (``Decoded``)."""
-    from ffcv.loader import OrderOption
-
-    info = DataInfo.load(Path(folder))
+) -> Batches | Held:
+    """Every example of ``split`` in order, each read by exactly one rank; a shard whose float32
+    tensors fit in ``keep_decoded_bytes`` is decoded once and kept (``Held``)."""
+    folder = Path(folder)
+    info = DataInfo.load(folder)
     indices = np.arange(rank, info.splits.get(split, 0), world_size)
-    batches = _batches(
-        Path(folder),
-        split,
-        batch_size,
-        False,
-        options,
-        order=OrderOption.SEQUENTIAL,
-        indices=indices,
-        drop_last=False,
-    )
-    side = options.resolution or DEFAULT_RESOLUTION
-    height, width = info.shape[1:] if info.shape else (side, side)
-    if len(indices) * info.channels * height * width * 4 <= KEEP_DECODED_BYTES:
-        return Decoded(batches)
+    batches = _in_order(folder, split, batch_size, indices, options)
+    if _fits(info, len(indices), options):
+        return Held(batches, batch_size)
     return batches

@@ -19,6 +19,9 @@ from scale_lth.lottery.graph import RunGraph
 from scale_lth.results import Layout, RunKey
 
 WAIT = "wait"  # nothing ready now: ask again soon
+# A waiting slot asks again within this: a run that becomes ready starts at most this late (a
+# question costs the queue about a millisecond).
+MAX_PAUSE_SECONDS = 0.2
 
 
 class RunQueue:
@@ -73,7 +76,7 @@ def turns(ask: Callable[[str, int], RunKey | None | str], slot: str) -> Iterator
             return
         if answer == WAIT:
             time.sleep(pause)
-            pause = min(2 * pause, 1.0)
+            pause = min(2 * pause, MAX_PAUSE_SECONDS)
             continue
         yield answer
         turn, pause = turn + 1, 0.05

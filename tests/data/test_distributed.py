@@ -1,5 +1,6 @@
 """Two DDP ranks (gloo) reading one .beton with distributed=True see disjoint shards that
-cover the split, reshuffled each epoch; evaluation shards cover every example exactly once."""
+cover the split, reshuffled each epoch, the same whether the split is held decoded or streamed
+by FFCV; evaluation shards cover every example exactly once."""
 
 import json
 import os
@@ -9,7 +10,7 @@ import numpy as np
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from scale_lth.data import eval_batches, train_batches, write_splits
+from scale_lth.data import LoaderOptions, eval_batches, train_batches, write_splits
 from scale_lth.data.sources import Split
 
 SIZE = 120  # divisible by the 2 ranks: DistributedSampler pads nothing
@@ -26,6 +27,10 @@ def read_shards(rank: int, folder: str, port: int, out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     train = train_batches(folder, 10, seed=3, distributed=True)
     epochs = [[int(y) for _, labels in train for y in labels] for _ in range(2)]
+    streamed = train_batches(
+        folder, 10, seed=3, distributed=True, options=LoaderOptions(keep_decoded_bytes=0)
+    )
+    assert epochs == [[int(y) for _, labels in streamed for y in labels] for _ in range(2)]
     evaluation = eval_batches(folder, "val", 8, rank=rank, world_size=2)
     seen = [int(y) for _, labels in evaluation for y in labels]
     with open(f"{out}/rank{rank}.json", "w") as file:
