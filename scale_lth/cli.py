@@ -96,7 +96,7 @@ def _branch(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from scale_lth.report import format_table, write_report
+    from scale_lth.report import write_report
 
     target = Path(args.config)
     if target.is_dir():
@@ -108,14 +108,14 @@ def _report(args: argparse.Namespace) -> int:
         root, title = config.experiment_dir, f"{config.name} ({config.hash})"
     if not root.is_dir():
         raise UserError(f"no results in {root}: run `scale-lth lottery {args.config}` first")
-    rows, plots = write_report(root, title)
-    if not rows:
+    report = write_report(root, title)
+    if not report.rows:
         raise UserError(f"no finished runs in {root} yet")
     if args.json:
-        print(json.dumps([row.as_dict() for row in rows], indent=1))
+        print(json.dumps(report.as_dict(), indent=1))
     else:
-        print(format_table(rows))
-    print(f"Plots: {', '.join(str(path) for path in plots)}", file=sys.stderr)
+        print(report.text())
+    print(f"Plots: {', '.join(str(path) for path in report.plots)}", file=sys.stderr)
     return 0
 
 
@@ -277,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "overrides", nargs="*", metavar="key.sub=value", help="override config values"
     )
-    report.add_argument("--json", action="store_true", help="print the table as JSON rows")
+    report.add_argument(
+        "--json", action="store_true", help="print the table's rows and the mask analytics as JSON"
+    )
     report.set_defaults(func=_report)
 
     compare = verbs.add_parser(

@@ -22,7 +22,7 @@ from scale_lth.lottery.network import build_network, check_model
 from scale_lth.lottery.steps import Steps
 from scale_lth.orchestration import ray_train
 from scale_lth.progress import ConsoleProgress
-from scale_lth.report import format_table, write_report
+from scale_lth.report import write_report
 from scale_lth.results import Layout, Observer, RunKey
 from scale_lth.tracking import mlflow_tracker
 
@@ -130,12 +130,12 @@ def check(config: Config, job: Job) -> tuple[Config, Layout, Steps]:
 
 def report(config: Config, finished: list[RunKey]) -> None:
     """Print the experiment's table and where its plots are; attach them to MLflow."""
-    rows, plots = write_report(config.experiment_dir, f"{config.name} ({config.hash})")
-    if not rows:
+    written = write_report(config.experiment_dir, f"{config.name} ({config.hash})")
+    if not written.rows:
         return
-    print(format_table(rows))
-    print(f"Plots: {', '.join(str(path) for path in plots)}")
+    print(written.text())
+    print(f"Plots: {', '.join(str(path) for path in written.plots)}")
     if config.tracking.enabled:
         if finished:
-            mlflow_tracker.log_report(config, plots)
+            mlflow_tracker.log_report(config, written.files, written.metrics_by_replicate())
         print(f"MLflow UI: {mlflow_tracker.ui_command(config)}  (then open http://127.0.0.1:5000)")

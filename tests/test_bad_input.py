@@ -196,15 +196,16 @@ def prepare_not_enough_disk(case):
     return ["lottery", SMOKE, f"data.path={case.digits_dir}", f"output_root={small}"]
 
 
-def prepare_imagefolder_val_class(case):
+def prepare_imagefolder(case, val_class: str = "cat", *options: str) -> list[str]:
+    """An ImageNet-layout folder of one image per split, and the command writing it."""
     from PIL import Image
 
-    for split, name in (("train", "cat"), ("val", "cta")):
+    for split, name in (("train", "cat"), ("val", val_class)):
         (case.folder / "images" / split / name).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(case.folder / "images" / split / name / "a.jpg")
     out = case.folder / "written"
     return ["data", "write", "--source", "imagefolder", "--root", str(case.folder / "images"),
-            "--out", str(out)]  # fmt: skip
+            "--out", str(out), *options]  # fmt: skip
 
 
 CASES = {
@@ -243,7 +244,18 @@ CASES = {
     "too-many-workers": lambda case: case.lottery("scaling.num_workers=64"),
     "too-many-gpus": lambda case: case.lottery("scaling.use_gpu=true"),
     "not-enough-disk": prepare_not_enough_disk,
-    "imagefolder-val-class": prepare_imagefolder_val_class,
+    "imagefolder-val-class": lambda case: prepare_imagefolder(case, "cta"),
+    "holdout-out-of-range": lambda case: prepare_imagefolder(case, "cat", "--holdout", "1"),
+    "holdout-not-imagefolder": lambda case: [
+        "data",
+        "write",
+        "--source",
+        "digits",
+        "--out",
+        str(case.folder / "d"),
+        "--holdout",
+        "5",
+    ],  # fmt: skip
     "scratch-b-factor-below-one": lambda case: case.lottery("baselines.scratch_b_max_factor=0.5"),
     "compare-one-experiment": lambda case: ["compare", SMOKE, *case.overrides()],
     "compare-override-first": lambda case: ["compare", "seed=1", SMOKE, SMOKE],

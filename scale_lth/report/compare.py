@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from scale_lth.report.plots import density_axis, lines
-from scale_lth.report.table import Row, collect
+from scale_lth.report.table import Row, accuracy_label, collect
 from scale_lth.results import Layout
 
 
@@ -69,7 +69,10 @@ def format_comparison(experiments: list[Compared]) -> str:
             f"{r['level']:>5} {100 * r['weights_remaining']:8.3f}%  {r['experiment']:<{width}}  "
             f"{r['branch']:<{branch}}  {accuracy} ({r['early_stop_iteration']:.0f})"
         )
-    lines_out.append("final test accuracy mean +- std over replicates (early-stop iteration)")
+    every_row = [row for experiment in experiments for row in experiment.rows]
+    lines_out.append(
+        f"{accuracy_label(every_row)} mean +- std over replicates (early-stop iteration)"
+    )
     return "\n".join(lines_out)
 
 
@@ -95,7 +98,7 @@ def write_comparison(experiments: list[Compared], folder: Path) -> list[Path]:
                       markersize=3, label=f"{line.label}: {label}")  # fmt: skip
             measured.update(line.x)
     density_axis(axes, measured)
-    axes.set_ylabel("final test accuracy (%)")
+    axes.set_ylabel(f"{accuracy_label([row for e in experiments for row in e.rows])} (%)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside
     figure.tight_layout()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scale_lth.report.table import Row
+from scale_lth.report.table import Row, accuracy_label
 from scale_lth.results import MAIN, branch_label, branch_order
 
 
@@ -84,7 +84,7 @@ def _figure(rows: list[Row], value: str, spread: str | None, ylabel: str, title:
 def plot(rows: list[Row], folder: Path, title: str) -> list[Path]:
     """Write ``accuracy.png`` and ``early_stop.png`` into ``folder``; return their paths."""
     return [
-        _figure(rows, "accuracy_mean", "accuracy_std", "final test accuracy (%)", title,
+        _figure(rows, "accuracy_mean", "accuracy_std", f"{accuracy_label(rows)} (%)", title,
                 folder / "accuracy.png"),
         _figure(rows, "early_stop_iteration", None, "early-stop iteration", title,
                 folder / "early_stop.png"),

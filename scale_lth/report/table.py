@@ -19,6 +19,8 @@ class Row:
     early_stop_iteration: float  # mean over replicates
     early_stop_accuracy_mean: float
     replicates: int
+    accuracy_split: str  # the split behind the accuracies ("val" where there is no test split)
+    early_stop_split: str = "val"  # the split whose loss chose the early-stop iteration
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -26,6 +28,23 @@ class Row:
 
 def _spread(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _accuracy_split(run: dict) -> str:
+    """Recorded by the run, or (results written before it was) read off its history."""
+    if "accuracy_split" in run:
+        return run["accuracy_split"]
+    return "test" if "test_accuracy" in run["history"][-1] else "val"
+
+
+def accuracy_label(rows: list[Row]) -> str:
+    """What the accuracies are, naming their split."""
+    splits = {row.accuracy_split for row in rows}
+    if splits == {"val"}:
+        return "final val accuracy (the data has no test split: val doubles as test)"
+    if splits == {"test"}:
+        return "final test accuracy"
+    return "final test accuracy (val where the data has no test split)"
 
 
 def collect(layout: Layout) -> list[Row]:
@@ -50,6 +69,7 @@ def collect(layout: Layout) -> list[Row]:
                     run["early_stop_accuracy"] for run in runs
                 ),
                 replicates=len(runs),
+                accuracy_split=_accuracy_split(runs[0]),
             )
         )
     return rows
@@ -76,6 +96,9 @@ def format_table(rows: list[Row]) -> str:
                 )
                 parts.append(f"{text:>24}")
         lines.append(f"{level:>5} {100 * first.weights_remaining:8.3f}%  " + "  ".join(parts))
-    lines.append("cells: final test accuracy mean +- std over replicates (early-stop iteration)")
+    lines.append(
+        f"cells: {accuracy_label(rows)} mean +- std over replicates (early-stop iteration, "
+        "chosen on val)"
+    )
     lines.append("; ".join(f"{branch}: {branch_label(branch)}" for branch in branches))
     return "\n".join(lines)

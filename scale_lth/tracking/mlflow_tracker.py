@@ -40,6 +40,7 @@ SUMMARY_METRICS = (
     "density",
     "compute_factor",
 )
+MAX_METRICS_PER_CALL = 1000  # MLflow's limit for one log_batch
 
 
 def tracking_uri(config: Config) -> str:
@@ -124,8 +125,14 @@ class MlflowWriter:
         self.runs: dict[RunKey, str] = {}
         self.last_step: dict[str, int] = {}
 
-    def send(self, event: Event) -> None:
-        """Deliver one event of the outbox."""
+    @staticmethod
+    def together(event: Event) -> object:
+        """Consecutive evaluation rows of one run are sent in one call."""
+        return tuple(event["key"]) if event["event"] == "evaluated" else None
+
+    def send(self, events: list[Event]) -> None:
+        """Deliver events of the outbox: one, or consecutive rows of one run (``together``)."""
+        event = events[0]
         kind = event["event"]
         if kind == "finished":
             self.finished(event["replicates"])
@@ -134,7 +141,7 @@ class MlflowWriter:
         if kind == "run_started":
             self.run_started(key, event["density"], event["total_steps"])
         elif kind == "evaluated":
-            self.evaluated(key, event["row"])
+            self.evaluated(key, [each["row"] for each in events])
         elif kind == "run_finished":
             self.run_finished(key, event["metrics"])
         else:
@@ -214,23 +221,24 @@ class MlflowWriter:
             self.last_step[run_id] = max((metric.step for metric in history), default=-1)
         return self.last_step[run_id]
 
-    def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
+    def evaluated(self, key: RunKey, rows: list[dict[str, float]]) -> None:
         from mlflow.entities import Metric
 
         run_id = self._run(key)
-        step = int(row["iteration"])
-        if step <= self._logged_up_to(run_id):
-            return  # logged before a kill or by an earlier delivery
+        logged = self._logged_up_to(run_id)
         metrics = [
-            Metric(name, float(value), 0, step)
+            Metric(name, float(value), 0, int(row["iteration"]))
+            for row in rows
+            if int(row["iteration"]) > logged  # else logged before a kill or a delivery
             for name, value in row.items()
             if name != "iteration" and value == value  # no NaN (train loss before step 1)
         ]
-        self.client.log_batch(run_id, metrics=metrics)
-        self.last_step[run_id] = step
+        for start in range(0, len(metrics), MAX_METRICS_PER_CALL):
+            self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_CALL])
+        self.last_step[run_id] = max(logged, *(int(row["iteration"]) for row in rows))
 
     def run_finished(self, key: RunKey, metrics: dict) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         run_id = self._run(key)
         if self.client.get_run(run_id).info.status == "FINISHED":
@@ -238,7 +246,12 @@ class MlflowWriter:
         step = int(metrics["total_steps"])
         present = [name for name in SUMMARY_METRICS if name in metrics]  # older events lack some
         summary = [Metric(name, float(metrics[name]), 0, step) for name in present]
-        self.client.log_batch(run_id, metrics=summary)
+        split = (
+            [RunTag("accuracy_split", metrics["accuracy_split"])]
+            if "accuracy_split" in metrics
+            else []
+        )
+        self.client.log_batch(run_id, metrics=summary, tags=split)
         mask = self.layout.mask_path(key)
         if mask.is_file():
             self.client.log_artifact(run_id, str(mask))
@@ -251,11 +264,14 @@ class MlflowWriter:
 
 class MlflowTracker(Observer):
     """Puts every event in this process's outbox, and a sender thread delivers them, so
-    training never waits on the tracking store. A finished run waits until its events are in
-    the store while the store answers (its results on disk then never get ahead of MLflow);
-    while it does not, training goes on and the events wait in the outbox."""
+    training never waits on the tracking store. A run's start and end are sent at once; its
+    evaluation rows every SEND_SECONDS, together (one store call for many rows, and no
+    sender thread taking turns with the training loop after every evaluation). A finished
+    run waits until its events are in the store while the store answers (its results on disk
+    then never get ahead of MLflow); while it does not, training goes on and the events wait
+    in the outbox, retried every SEND_SECONDS."""
 
-    RETRY_SECONDS = 30.0
+    SEND_SECONDS = 10.0
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -271,13 +287,13 @@ class MlflowTracker(Observer):
 
     def _deliver(self) -> None:
         while True:
-            self.wake.wait(timeout=self.RETRY_SECONDS)
+            self.wake.wait(timeout=self.SEND_SECONDS)
             self.wake.clear()
             with self.attempts:
                 self.started += 1
             try:
                 self.writer = self.writer or MlflowWriter(self.config)
-                self.outbox.deliver(self.writer.send)
+                self.outbox.deliver(self.writer.send, self.writer.together)
                 self.problem = None
             except Exception as error:  # the store is away: the events stay in the outbox
                 self.problem = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
@@ -285,9 +301,10 @@ class MlflowTracker(Observer):
                 self.ended += 1
                 self.attempts.notify_all()
 
-    def _put(self, event: Event) -> None:
+    def _put(self, event: Event, now: bool = True) -> None:
         self.outbox.append(event)
-        self.wake.set()
+        if now:
+            self.wake.set()
 
     def _wait(self) -> None:
         """Until a delivery attempt begun after now has ended (attempts run one at a time, so
@@ -304,10 +321,11 @@ class MlflowTracker(Observer):
         self._put({"event": "run_started", "key": list(astuple(key)), **event})
 
     def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
-        self._put({"event": "evaluated", "key": list(astuple(key)), "row": dict(row)})
+        self._put({"event": "evaluated", "key": list(astuple(key)), "row": dict(row)}, now=False)
 
     def run_finished(self, key: RunKey, metrics: dict) -> None:
-        summary = {name: metrics[name] for name in ("total_steps", *SUMMARY_METRICS)}
+        named = ("total_steps", "accuracy_split", *SUMMARY_METRICS)
+        summary = {name: metrics[name] for name in named}
         self._put({"event": "run_finished", "key": list(astuple(key)), "metrics": summary})
         self._wait()
 
@@ -333,15 +351,19 @@ def sync(config: Config) -> int:
     for box in outboxes(Layout(config.experiment_dir).tracking_dir):
         if box.pending():
             writer = writer or MlflowWriter(config)
-            left += box.deliver(writer.send)
+            left += box.deliver(writer.send, writer.together)
         box.remove_if_delivered()
     return left
 
 
-def log_report(config: Config, paths: list[Path]) -> None:
-    """Attach the report's plots to every trunk (parent) run of the experiment; a store that
-    does not answer gets a line, not an error (the plots are on disk)."""
+def log_report(
+    config: Config, paths: list[Path], metrics: dict[int, list[tuple[str, float, int]]]
+) -> None:
+    """Attach the report's files to every trunk (parent) run of the experiment, and log
+    ``metrics[replicate]`` (``(name, value, step)``) on that replicate's; a store that does not
+    answer gets a line, not an error (the report is on disk)."""
     from mlflow import MlflowClient
+    from mlflow.entities import Metric
 
     try:
         client = MlflowClient(config.tracking.uri)
@@ -350,8 +372,16 @@ def log_report(config: Config, paths: list[Path]) -> None:
         for run in client.search_runs([experiment.experiment_id], filter_string=query):
             for path in paths:
                 client.log_artifact(run.info.run_id, str(path), artifact_path="report")
+            logged = [
+                Metric(name, value, 0, step)
+                for name, value, step in metrics.get(int(run.data.tags["replicate"]), [])
+            ]
+            for start in range(0, len(logged), MAX_METRICS_PER_CALL):
+                client.log_batch(
+                    run.info.run_id, metrics=logged[start : start + MAX_METRICS_PER_CALL]
+                )
     except Exception as error:  # whatever the client meets: the store is away
-        say(f"MLflow at {config.tracking.uri} did not take the report's plots ({error})")
+        say(f"MLflow at {config.tracking.uri} did not take the report ({error})")
 
 
 def log_comparison(

@@ -68,12 +68,24 @@ class Outbox:
             temporary.write_text(str(offset))
             os.replace(temporary, self.sent_path)
 
-    def deliver(self, send: Callable[[Event], None]) -> int:
-        """Send the pending events in order, recording each; returns how many are left (an
-        error from ``send`` propagates, the event it met still pending)."""
-        for event, end in self.pending():
-            send(event)
-            self.delivered(end)
+    def deliver(
+        self, send: Callable[[list[Event]], None], together: Callable[[Event], object]
+    ) -> int:
+        """Send the pending events in order, recording each call's; consecutive events with
+        the same ``together(event)`` (not None) go in one call. Returns how many events are
+        left (an error from ``send`` propagates, the events it met still pending)."""
+        group: list[Event] = []
+        for index, (event, end) in enumerate(pending := self.pending()):
+            group.append(event)
+            following = pending[index + 1][0] if index + 1 < len(pending) else None
+            if (
+                following is None
+                or together(event) is None
+                or together(event) != together(following)
+            ):
+                send(group)
+                self.delivered(end)
+                group = []
         return len(self.pending())
 
     def remove_if_delivered(self) -> None:

@@ -20,12 +20,15 @@ class History:
         best = min(self.rows, key=lambda row: row["val_loss"])
         return int(best["iteration"])
 
-    def summary(self) -> dict[str, float]:
-        """Final and best test accuracy, early-stop iteration and the test accuracy there.
+    def accuracy_split(self) -> str:
+        """The split the accuracies are reported on: test, or val where the data has no test
+        split (ImageNet data written with ``--holdout 0``: its val then doubles as test)."""
+        return "test" if "test_accuracy" in self.rows[-1] else "val"
 
-        Data without a test split (ImageNet) reports its validation split as the test split.
-        """
-        split = "test" if "test_accuracy" in self.rows[-1] else "val"
+    def summary(self) -> dict[str, float | str]:
+        """Final and best accuracy, the early-stop iteration (chosen on val) and the accuracy
+        there, all on ``accuracy_split``, which is named beside them."""
+        split = self.accuracy_split()
         stop = self.early_stop_iteration()
         at_stop = next(row for row in self.rows if row["iteration"] == stop)
         return {
@@ -33,4 +36,5 @@ class History:
             "best_accuracy": max(row[f"{split}_accuracy"] for row in self.rows),
             "early_stop_iteration": stop,
             "early_stop_accuracy": at_stop[f"{split}_accuracy"],
+            "accuracy_split": split,
         }

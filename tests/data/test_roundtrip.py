@@ -103,7 +103,8 @@ def test_cifar10_pickles_round_trip_exactly(tmp_path, cifar_root):
 def test_imagefolder_raw_is_exact_and_jpeg_is_close(tmp_path, imagefolder_root):
     root, decoded = imagefolder_root
     raw = tmp_path / "raw"
-    write("--source", "imagefolder", "--root", root, "--out", raw, "--write-mode", "raw")
+    write("--source", "imagefolder", "--root", root, "--out", raw, "--write-mode", "raw",
+          "--holdout", "0")  # fmt: skip
     info = DataInfo.load(raw)
     assert info.splits == {"train": 12, "val": 6} and info.num_classes == 3
     assert info.shape == [3, 40, 48] and info.augmentation == "resized_crop_flip"
@@ -114,7 +115,7 @@ def test_imagefolder_raw_is_exact_and_jpeg_is_close(tmp_path, imagefolder_root):
     jpeg = tmp_path / "jpeg"
     write(
         "--source", "imagefolder", "--root", root, "--out", jpeg,
-        "--write-mode", "jpg", "--jpeg-quality", "95",
+        "--write-mode", "jpg", "--jpeg-quality", "95", "--holdout", "0",
     )  # fmt: skip
     pixels, labels = read_back(jpeg, "val")
     errors = [
@@ -125,6 +126,33 @@ def test_imagefolder_raw_is_exact_and_jpeg_is_close(tmp_path, imagefolder_root):
     assert [int(y) for y in labels] == [label for _, label in decoded["val"]]
 
 
+def test_imagefolder_holds_training_images_out_as_val_and_its_val_becomes_test(
+    tmp_path, imagefolder_root
+):
+    root, decoded = imagefolder_root
+    for holdout, out in ((None, tmp_path / "default"), (4, tmp_path / "four")):
+        options = [] if holdout is None else ["--holdout", holdout]
+        write("--source", "imagefolder", "--root", root, "--out", out, "--write-mode", "raw",
+              *options)  # fmt: skip
+        held = 1 if holdout is None else holdout  # 12 images: 10,000 / 1,281,167 of them, >= 1
+        assert DataInfo.load(out).splits == {"train": 12 - held, "val": held, "test": 6}
+        pixels, labels = read_back(out, "test")  # the folder's val/, whole and in order
+        assert all(np.array_equal(p, d) for p, (d, _) in zip(pixels, decoded["val"], strict=True))
+        assert [int(y) for y in labels] == [label for _, label in decoded["val"]]
+        parts = [read_back(out, split) for split in ("train", "val")]
+        together = [
+            (p.tobytes(), int(y))
+            for pixels, labels in parts
+            for p, y in zip(pixels, labels, strict=True)
+        ]
+        # train and val split the folder's train/ exactly: every image in one of them, once
+        assert sorted(together) == sorted((d.tobytes(), y) for d, y in decoded["train"])
+    again = tmp_path / "again"
+    write("--source", "imagefolder", "--root", root, "--out", again, "--write-mode", "raw",
+          "--holdout", "4")  # fmt: skip
+    assert np.array_equal(read_back(again, "val")[0], read_back(tmp_path / "four", "val")[0])
+
+
 def test_imagenet_pipelines_crop_to_the_requested_resolution(tmp_path, imagefolder_root):
     root, _ = imagefolder_root
     out = tmp_path / "imagenet_beton"
@@ -132,7 +160,7 @@ def test_imagenet_pipelines_crop_to_the_requested_resolution(tmp_path, imagefold
     options = LoaderOptions(resolution=24)
     images, labels = next(iter(train_batches(out, 4, seed=0, options=options)))
     assert images.shape == (4, 3, 24, 24) and images.dtype == torch.float32
-    images, _ = next(iter(eval_batches(out, "val", 6, options=options)))
+    images, _ = next(iter(eval_batches(out, "test", 6, options=options)))
     assert images.shape == (6, 3, 24, 24)
 
 

@@ -88,7 +88,23 @@ def test_mlflow_holds_parent_and_child_runs(experiment):
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
         "report/accuracy.png",
         "report/early_stop.png",
+        "report/layer_density.png",
+        "report/masks.json",
     }
+    # the mask analytics by level, recomputed here from the masks on disk
+    ticket = [Mask.load(layout.mask_path(RunKey(0, level))) for level in (1, 2)]
+    snip = Mask.load(layout.mask_path(RunKey(0, 2, "snip")))
+    both = sum(int((ticket[0][n] & ticket[1][n]).sum()) for n in ticket[0])
+    either = sum(int((ticket[0][n] | ticket[1][n]).sum()) for n in ticket[0])
+    previous = client.get_metric_history(parent.info.run_id, "mask_jaccard_previous_level")
+    assert [(m.step, m.value) for m in previous] == [(2, pytest.approx(both / either))]
+    kept = sum(int((ticket[1][n] & snip[n]).sum()) for n in snip)
+    union = sum(int((ticket[1][n] | snip[n]).sum()) for n in snip)
+    with_snip = client.get_metric_history(parent.info.run_id, "mask_jaccard_snip")
+    assert {m.step: m.value for m in with_snip}[2] == pytest.approx(kept / union)
+    output = client.get_metric_history(parent.info.run_id, "layer_density/output.weight")
+    expected = {level: ticket[level - 1].layer_densities()["output.weight"] for level in (1, 2)}
+    assert {m.step: m.value for m in output} == pytest.approx(expected)
     metric_names = None
     for child in children:
         tags = child.data.tags
@@ -100,6 +116,7 @@ def test_mlflow_holds_parent_and_child_runs(experiment):
         assert child.info.status == "FINISHED"
         assert child.data.params["pruning.fraction"] == "0.2"
         assert child.data.metrics["final_accuracy"] == pytest.approx(on_disk["final_accuracy"])
+        assert tags["accuracy_split"] == "test"  # the split behind the accuracies, named
         history = client.get_metric_history(child.info.run_id, "test_accuracy")
         steps = sorted(m.step for m in history)
         assert steps == [row["iteration"] for row in on_disk["history"]]
@@ -115,7 +132,8 @@ def test_report_json_and_plots(experiment):
     cwd, layout, config, _ = experiment
     result = scale_lth(cwd, "report", SMOKE, *OVERRIDES, "--json")
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    rows = report["rows"]
     assert {(r["level"], r["branch"]) for r in rows} == {(0, "main")} | {
         (level, branch) for level in (1, 2) for branch in ["main", *BRANCHES]
     }
@@ -123,6 +141,26 @@ def test_report_json_and_plots(experiment):
         assert {"level", "branch", "weights_remaining", "accuracy_mean", "accuracy_std",
                 "early_stop_iteration", "replicates"} <= set(row)  # fmt: skip
         assert row["replicates"] == 1 and 0 < row["weights_remaining"] <= 1
+        assert row["accuracy_split"] == "test" and row["early_stop_split"] == "val"
+    densities = report["masks"]["densities"]["main"]
+    for level in (1, 2):
+        ticket = Mask.load(layout.mask_path(RunKey(0, level)))
+        for name, keep in ticket.items():
+            assert densities[name][str(level)] == pytest.approx(keep.sum().item() / keep.numel())
+    assert {(o["kind"], o["level"]) for o in report["masks"]["overlaps"]} == {("levels", 2)} | {
+        ("methods", level) for level in (1, 2)
+    }
+    for found in report["stability_to_pruning"]:  # iterative: level l against level l - 1
+        level = found["level"]
+        ticket = Mask.load(layout.mask_path(RunKey(0, level)))
+        mine = torch.load(layout.final_path(RunKey(0, level)))
+        source = torch.load(layout.final_path(RunKey(0, level - 1)))
+        difference = sum(float(((mine[n] - source[n]) * keep).double().pow(2).sum())
+                         for n, keep in ticket.items())  # fmt: skip
+        assert found["source"] == level - 1
+        assert found["distance"] == pytest.approx(math.sqrt(difference), rel=1e-9)
+    assert [found["level"] for found in report["stability_to_pruning"]] == [1, 2]
+    assert (layout.root / "report" / "layer_density.png").stat().st_size > 10_000
     assert (layout.root / "report" / "accuracy.png").stat().st_size > 10_000
     assert (layout.root / "report" / "early_stop.png").stat().st_size > 10_000
 

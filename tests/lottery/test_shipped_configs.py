@@ -24,6 +24,7 @@ from torch.nn.utils import prune
 from scale_lth import models
 from scale_lth.cli import main
 from scale_lth.config import load
+from scale_lth.data import DataInfo
 from scale_lth.driver import absolute_paths, check
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.runner import Runner
@@ -52,6 +53,7 @@ def datasets(tmp_path_factory, digits_dir) -> dict:
         command = ["data", "write", "--source", dataset if dataset != "imagenet" else "imagefolder"]
         assert main([*command, "--root", str(root / source), "--out", str(out)]) == 0
         written[dataset] = out
+    assert set(DataInfo.load(written["imagenet"]).splits) == {"train", "val", "test"}  # holdout
     return written
 
 
@@ -185,10 +187,15 @@ def check_starts(runner: Runner, levels: int) -> None:
 
 
 def check_early_stop(runner: Runner) -> None:
+    """Early stopping reads val (on ImageNet, the seeded holdout of the training images) and
+    every accuracy is reported on test (on ImageNet, the folder's own val/)."""
     for key in runner.layout.finished():
         metrics = runner.layout.read_metrics(key)
         best = min(metrics["history"], key=lambda row: row["val_loss"])  # the first of equals
         assert metrics["early_stop_iteration"] == best["iteration"], key
+        assert metrics["accuracy_split"] == "test"
+        assert metrics["final_accuracy"] == metrics["history"][-1]["test_accuracy"]
+        assert metrics["early_stop_accuracy"] == best["test_accuracy"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[path.stem for path in SHIPPED])

@@ -49,7 +49,8 @@ def test_training_outlives_the_tracking_server_and_sync_sends_what_it_missed(tmp
             deadline = time.monotonic() + 300
             while not (layout.run_dir(RunKey(0, 1)) / "resume.json").is_file():
                 if process.poll() is not None or time.monotonic() > deadline:  # a hang guard
-                    raise TimeoutError("level 1 never checkpointed")
+                    ended = process.stderr.read()[-3000:] if process.poll() is not None else ""
+                    raise TimeoutError(f"level 1 never checkpointed {ended}")
                 time.sleep(0.02)
             server.stop()
             stdout, stderr = process.communicate(timeout=900)  # a hang guard
