@@ -56,17 +56,8 @@ class Runner:
     def per_worker_batch(self) -> int:
         return max(1, self.config.data.batch_size // self.session.world_size)
 
-    def run_data(self, replicate: int) -> RunData:
-        """Loaders built once per worker (per replicate seed for training) and reused."""
-        seed = self.store.replicate_seed(replicate)
-        if seed not in self._train:
-            self._train[seed] = train_batches(
-                self.config.data_dir,
-                self.per_worker_batch(),
-                seed=seed,
-                distributed=self.session.world_size > 1,
-                options=self.loader_options(training=True),
-            )
+    def evaluation_data(self) -> dict[str, object]:
+        """The evaluation loaders, built once per worker and reused."""
         if self._evaluation is None:
             self._evaluation = {
                 split: eval_batches(
@@ -80,7 +71,20 @@ class Runner:
                 for split in ("val", "test")
                 if split in self.info.splits
             }
-        return RunData(self._train[seed], self._evaluation)
+        return self._evaluation
+
+    def run_data(self, replicate: int) -> RunData:
+        """Loaders built once per worker (per replicate seed for training) and reused."""
+        seed = self.store.replicate_seed(replicate)
+        if seed not in self._train:
+            self._train[seed] = train_batches(
+                self.config.data_dir,
+                self.per_worker_batch(),
+                seed=seed,
+                distributed=self.session.world_size > 1,
+                options=self.loader_options(training=True),
+            )
+        return RunData(self._train[seed], self.evaluation_data())
 
     def snip_batches(self, replicate: int) -> Batches:
         """The first ``baselines.snip_batches`` training minibatches of epoch 0."""
@@ -162,6 +166,10 @@ class Runner:
         self.session.barrier()
 
     def train(self, keys: Iterable[RunKey]) -> None:
+        """Train ``keys`` in order; the evaluation loaders are built (FFCV compiles its code)
+        before the first key is asked for, while other slots' first runs may still be its
+        inputs, not after."""
+        self.evaluation_data()
         for key in keys:
             self.run(key)
         for observer in self.observers:

@@ -4,7 +4,8 @@ masks overlap, and the layers or units pruning emptied.
 - Overlap is the Jaccard index |A & B| / |A | B| of two masks' surviving weights, over every
   masked weight. It is measured between consecutive levels of the trunk (IMP's masks are
   nested, so this is the later density over the earlier one), between replicates at one
-  level, and between the trunk and each baseline at the same level (same density), beside
+  level, and between the trunk and each baseline with a mask of its own at the same level
+  (same density; reinit and Scratch-B use the ticket's mask itself), beside
   ``chance``: the overlap two independent random masks with the same per-layer counts have
   on average, sum(k^2 / n) / sum(2k - k^2 / n) over layers of n weights keeping k.
 - Layer collapse: a layer that keeps no weight, or a unit (an output row of a weight) that
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scale_lth.methods import METHODS
 from scale_lth.pruning import Mask
-from scale_lth.results import MAIN, Layout, RunKey, branch_order
+from scale_lth.results import MAIN, Layout, RunKey, branch_order, method_of
 
 
 def jaccard(first: Mask, second: Mask) -> float:
@@ -98,6 +100,13 @@ def _masks(layout: Layout, replicates: set[int] | None) -> dict[RunKey, Mask]:
     }
 
 
+def _shares_the_tickets_mask(branch: str) -> bool:
+    """The trunk, and methods whose runs use the ticket's own mask (an overlap of 1 by
+    definition)."""
+    method = method_of(branch)
+    return method == MAIN or (method in METHODS and METHODS[method].start.mask == "ticket")
+
+
 def _mean_overlap(pairs: list[tuple[Mask, Mask]]) -> tuple[float, float]:
     return (
         statistics.fmean(jaccard(a, b) for a, b in pairs),
@@ -142,7 +151,7 @@ def analyse(layout: Layout, replicates: set[int] | None = None) -> MaskAnalytics
                 Overlap("replicates", level, "replicate", "replicate", *_mean_overlap(pairs))
             )
         for (other_level, branch), others in sorted(by_level_branch.items()):
-            if other_level != level or branch == MAIN:
+            if other_level != level or _shares_the_tickets_mask(branch):
                 continue
             pairs = [(replicates[r], others[r]) for r in others if r in replicates]
             if pairs:
@@ -153,16 +162,25 @@ def analyse(layout: Layout, replicates: set[int] | None = None) -> MaskAnalytics
 
 
 def format_overlaps(analytics: MaskAnalytics) -> str:
-    """One line per level: the overlaps measured there, with chance in brackets; then the
-    collapse warnings."""
-    lines = ["mask overlap (Jaccard; independent random masks with the same counts in brackets)"]
+    """Levels down, overlaps across: the Jaccard index, chance in brackets; then the collapse
+    warnings."""
+    kinds = ("levels", "replicates", "methods")
+    ordered = sorted(
+        analytics.overlaps, key=lambda o: (kinds.index(o.kind), branch_order(o.second))
+    )
+    columns = list(dict.fromkeys(_label(overlap) for overlap in ordered))
+    cells = {(o.level, _label(o)): f"{o.jaccard:.3f} ({o.chance:.3f})" for o in analytics.overlaps}
+    width = max([15, *(len(column) for column in columns)])
+    header = f"{'level':>5}  " + "  ".join(f"{column:>{width}}" for column in columns)
+    lines = [
+        "mask overlap (Jaccard index of the kept weights; two independent random masks with the "
+        "same per-layer counts in brackets)",
+        header,
+        "-" * len(header),
+    ]
     for level in sorted({overlap.level for overlap in analytics.overlaps}):
-        cells = [
-            f"{_label(overlap)} {overlap.jaccard:.3f} ({overlap.chance:.3f})"
-            for overlap in analytics.overlaps
-            if overlap.level == level
-        ]
-        lines.append(f"{level:>5}  " + "   ".join(cells))
+        row = [f"{cells.get((level, column), ''):>{width}}" for column in columns]
+        lines.append(f"{level:>5}  " + "  ".join(row))
     return "\n".join(lines + collapse_warnings(analytics))
 
 
@@ -180,10 +198,10 @@ def collapse_warnings(analytics: MaskAnalytics) -> list[str]:
 
 def _label(overlap: Overlap) -> str:
     if overlap.kind == "levels":
-        return "vs previous level"
+        return "previous level"
     if overlap.kind == "replicates":
-        return "across replicates"
-    return f"vs {overlap.second}"
+        return "replicates"
+    return overlap.second
 
 
 def plot_densities(analytics: MaskAnalytics, folder: Path, title: str) -> Path | None:

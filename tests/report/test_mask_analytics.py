@@ -92,8 +92,10 @@ def test_analyse_compares_levels_replicates_and_methods(tmp_path):
     }
     assert ("mask_jaccard_snip", 0.0, 2) in mask_metrics(only_first)
     assert ("layer_density/w", 0.75, 1) in mask_metrics(only_first)
-    text = format_overlaps(analytics)
-    assert "vs snip 0.500 (0.333)" in text and "warning" not in text
+    lines = format_overlaps(analytics).splitlines()
+    assert lines[1].split() == ["level", "previous", "level", "replicates", "snip"]
+    assert lines[4].split() == ["2", "0.667", "(0.600)", "0.333", "(0.333)", "0.500", "(0.333)"]
+    assert not any("warning" in line for line in lines)
 
 
 def test_collapse_warns_once_per_branch_from_its_first_level(tmp_path):
