@@ -26,7 +26,7 @@ def registry_with_a_dummy(monkeypatch):
 
 
 def row(level: int, branch: str, density: float) -> Row:
-    return Row(level, branch, density, 0.9, 0.0, 10.0, 0.9, 1)
+    return Row(level, branch, density, 0.9, 0.0, 10.0, 0.9, 1, "test")
 
 
 def test_without_the_entry_the_name_is_refused():

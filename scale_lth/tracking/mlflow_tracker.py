@@ -110,7 +110,9 @@ def _value(value: object) -> str:
 class MlflowWriter:
     """The MLflow calls for tracking events. Each is safe to repeat: a run is found by its tags
     before one is made, an evaluation row at a step already logged is skipped, a finished run
-    is left as it is; so events delivered again after a kill or a resume leave each run once."""
+    is left as it is; so events delivered again after a kill or a resume leave each run once,
+    whatever order the processes' outboxes arrive in (a worker killed mid-run leaves rows that
+    its resumed run's later rows overtake)."""
 
     def __init__(self, config: Config) -> None:
         from mlflow import MlflowClient
@@ -123,7 +125,7 @@ class MlflowWriter:
         ).experiment_id
         self.parents: dict[int, str] = {}
         self.runs: dict[RunKey, str] = {}
-        self.last_step: dict[str, int] = {}
+        self.logged_steps: dict[str, set[int]] = {}
 
     @staticmethod
     def together(event: Event) -> object:
@@ -214,28 +216,28 @@ class MlflowWriter:
             self.client.update_run(run_id, status="RUNNING")
         self.runs[key] = run_id
 
-    def _logged_up_to(self, run_id: str) -> int:
-        """The last step with evaluation metrics in the store (-1: none)."""
-        if run_id not in self.last_step:
+    def _logged(self, run_id: str) -> set[int]:
+        """The steps with evaluation metrics in the store (read once per run)."""
+        if run_id not in self.logged_steps:
             history = self.client.get_metric_history(run_id, "lr")
-            self.last_step[run_id] = max((metric.step for metric in history), default=-1)
-        return self.last_step[run_id]
+            self.logged_steps[run_id] = {metric.step for metric in history}
+        return self.logged_steps[run_id]
 
     def evaluated(self, key: RunKey, rows: list[dict[str, float]]) -> None:
         from mlflow.entities import Metric
 
         run_id = self._run(key)
-        logged = self._logged_up_to(run_id)
+        logged = self._logged(run_id)
+        new = [row for row in rows if int(row["iteration"]) not in logged]  # else sent before
         metrics = [
             Metric(name, float(value), 0, int(row["iteration"]))
-            for row in rows
-            if int(row["iteration"]) > logged  # else logged before a kill or a delivery
+            for row in new
             for name, value in row.items()
             if name != "iteration" and value == value  # no NaN (train loss before step 1)
         ]
         for start in range(0, len(metrics), MAX_METRICS_PER_CALL):
             self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_CALL])
-        self.last_step[run_id] = max(logged, *(int(row["iteration"]) for row in rows))
+        logged.update(int(row["iteration"]) for row in new)
 
     def run_finished(self, key: RunKey, metrics: dict) -> None:
         from mlflow.entities import Metric, RunTag
@@ -415,15 +417,16 @@ def log_comparison(
     return f"MLflow at {uri}: experiment '{experiment_name}', run 'compare {comparison}'"
 
 
-def deliver_earlier_events(config: Config) -> None:
-    """On the driver, before training: what earlier processes could not send goes first."""
+def deliver_waiting_events(config: Config) -> None:
+    """On the driver while no worker sends: before training, what earlier invocations could not
+    send; after it, what workers killed mid-run (and restarted) had not sent yet."""
     try:
         left = sync(config)
     except Exception as error:  # the store is away again: the events wait for the next time
-        say(f"MLflow at {config.tracking.uri} did not take earlier tracking events ({error})")
+        say(f"MLflow at {config.tracking.uri} did not take waiting tracking events ({error})")
         return
     if left:
-        say(f"{left} earlier tracking events are still waiting for MLflow")
+        say(f"{left} tracking events are still waiting for MLflow")
 
 
 def ui_command(config: Config) -> str:
