@@ -77,7 +77,7 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     config, layout, steps = check(config, job)
     config = mlflow_tracker.prepare(config)
     if config.tracking.enabled:
-        mlflow_tracker.deliver_waiting_events(config)
+        mlflow_tracker.deliver_earlier_events(config)
     finished: list[RunKey] = []
     if not todo:
         print(f"Nothing to do: all {len(job.keys())} runs are finished in {layout.root}")
@@ -86,8 +86,6 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
         write_config(config)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
         ray_train.fit(config, graph, steps, partial(chief_observers, config, not bars))
-        if config.tracking.enabled:
-            mlflow_tracker.deliver_waiting_events(config)
         finished = [key for key in layout.finished() if key not in before]
     report(config, finished)
     if finished:

@@ -110,9 +110,7 @@ def _value(value: object) -> str:
 class MlflowWriter:
     """The MLflow calls for tracking events. Each is safe to repeat: a run is found by its tags
     before one is made, an evaluation row at a step already logged is skipped, a finished run
-    is left as it is; so events delivered again after a kill or a resume leave each run once,
-    whatever order the processes' outboxes arrive in (a worker killed mid-run leaves rows that
-    its resumed run's later rows overtake)."""
+    is left as it is; so events delivered again after a kill or a resume leave each run once."""
 
     def __init__(self, config: Config) -> None:
         from mlflow import MlflowClient
@@ -125,7 +123,7 @@ class MlflowWriter:
         ).experiment_id
         self.parents: dict[int, str] = {}
         self.runs: dict[RunKey, str] = {}
-        self.logged_steps: dict[str, set[int]] = {}
+        self.last_step: dict[str, int] = {}
 
     @staticmethod
     def together(event: Event) -> object:
@@ -216,28 +214,28 @@ class MlflowWriter:
             self.client.update_run(run_id, status="RUNNING")
         self.runs[key] = run_id
 
-    def _logged(self, run_id: str) -> set[int]:
-        """The steps with evaluation metrics in the store (read once per run)."""
-        if run_id not in self.logged_steps:
+    def _logged_up_to(self, run_id: str) -> int:
+        """The last step with evaluation metrics in the store (-1: none)."""
+        if run_id not in self.last_step:
             history = self.client.get_metric_history(run_id, "lr")
-            self.logged_steps[run_id] = {metric.step for metric in history}
-        return self.logged_steps[run_id]
+            self.last_step[run_id] = max((metric.step for metric in history), default=-1)
+        return self.last_step[run_id]
 
     def evaluated(self, key: RunKey, rows: list[dict[str, float]]) -> None:
         from mlflow.entities import Metric
 
         run_id = self._run(key)
-        logged = self._logged(run_id)
-        new = [row for row in rows if int(row["iteration"]) not in logged]  # else sent before
+        logged = self._logged_up_to(run_id)
         metrics = [
             Metric(name, float(value), 0, int(row["iteration"]))
-            for row in new
+            for row in rows
+            if int(row["iteration"]) > logged  # else logged before a kill or a delivery
             for name, value in row.items()
             if name != "iteration" and value == value  # no NaN (train loss before step 1)
         ]
         for start in range(0, len(metrics), MAX_METRICS_PER_CALL):
             self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_CALL])
-        logged.update(int(row["iteration"]) for row in new)
+        self.last_step[run_id] = max(logged, *(int(row["iteration"]) for row in rows))
 
     def run_finished(self, key: RunKey, metrics: dict) -> None:
         from mlflow.entities import Metric, RunTag
@@ -265,15 +263,13 @@ class MlflowWriter:
 
 
 class MlflowTracker(Observer):
-    """Puts every event in this process's outbox, and a sender thread delivers them, so
-    training never waits on the tracking store. A run's start and end are sent at once; its
-    evaluation rows every SEND_SECONDS, together (one store call for many rows, and no
-    sender thread taking turns with the training loop after every evaluation). A finished
-    run waits until its events are in the store while the store answers (its results on disk
-    then never get ahead of MLflow); while it does not, training goes on and the events wait
-    in the outbox, retried every SEND_SECONDS."""
+    """Puts every event in this process's outbox, and a sender thread delivers them at once
+    (rows that wait together go in one store call), so training never waits on the tracking
+    store. A finished run waits until its events are in the store while the store answers (its
+    results on disk then never get ahead of MLflow); while it does not, training goes on and
+    the events wait in the outbox, retried every RETRY_SECONDS."""
 
-    SEND_SECONDS = 10.0
+    RETRY_SECONDS = 30.0
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -289,7 +285,7 @@ class MlflowTracker(Observer):
 
     def _deliver(self) -> None:
         while True:
-            self.wake.wait(timeout=self.SEND_SECONDS)
+            self.wake.wait(timeout=self.RETRY_SECONDS)
             self.wake.clear()
             with self.attempts:
                 self.started += 1
@@ -303,10 +299,9 @@ class MlflowTracker(Observer):
                 self.ended += 1
                 self.attempts.notify_all()
 
-    def _put(self, event: Event, now: bool = True) -> None:
+    def _put(self, event: Event) -> None:
         self.outbox.append(event)
-        if now:
-            self.wake.set()
+        self.wake.set()
 
     def _wait(self) -> None:
         """Until a delivery attempt begun after now has ended (attempts run one at a time, so
@@ -323,7 +318,7 @@ class MlflowTracker(Observer):
         self._put({"event": "run_started", "key": list(astuple(key)), **event})
 
     def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
-        self._put({"event": "evaluated", "key": list(astuple(key)), "row": dict(row)}, now=False)
+        self._put({"event": "evaluated", "key": list(astuple(key)), "row": dict(row)})
 
     def run_finished(self, key: RunKey, metrics: dict) -> None:
         named = ("total_steps", "accuracy_split", *SUMMARY_METRICS)
@@ -417,16 +412,15 @@ def log_comparison(
     return f"MLflow at {uri}: experiment '{experiment_name}', run 'compare {comparison}'"
 
 
-def deliver_waiting_events(config: Config) -> None:
-    """On the driver while no worker sends: before training, what earlier invocations could not
-    send; after it, what workers killed mid-run (and restarted) had not sent yet."""
+def deliver_earlier_events(config: Config) -> None:
+    """On the driver, before training: what earlier processes could not send goes first."""
     try:
         left = sync(config)
     except Exception as error:  # the store is away again: the events wait for the next time
-        say(f"MLflow at {config.tracking.uri} did not take waiting tracking events ({error})")
+        say(f"MLflow at {config.tracking.uri} did not take earlier tracking events ({error})")
         return
     if left:
-        say(f"{left} tracking events are still waiting for MLflow")
+        say(f"{left} earlier tracking events are still waiting for MLflow")
 
 
 def ui_command(config: Config) -> str:
