@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from scale_lth import methods
-from scale_lth.config import load
+from scale_lth.config import Config, load
+from scale_lth.config.duration import Duration
 from scale_lth.errors import UserError, WorkerError
 
 
@@ -49,18 +50,49 @@ def _lottery(args: argparse.Namespace) -> int:
     config = load(args.config, args.overrides)
     job = Job.lottery(config)
     if args.levels:
-        levels = parse_levels(args.levels, lowest=0)
-        beyond = [level for level in levels if level > config.pruning.levels]
-        if beyond:
-            raise UserError(
-                f"--levels {args.levels}: level {beyond[0]} is beyond pruning.levels "
-                f"{config.pruning.levels}; raise pruning.levels or name fewer levels"
-            )
-        job = dataclasses.replace(job, levels=levels)
+        job = dataclasses.replace(job, levels=configured_levels(config, args.levels, lowest=0))
     if args.trunk_only:
         job = dataclasses.replace(job, branches=[])
     run_job(config, job, quiet=args.quiet)
     return 0
+
+
+def configured_levels(config: Config, text: str, lowest: int) -> list[int]:
+    """``--levels`` parsed, each one within ``pruning.levels``."""
+    levels = parse_levels(text, lowest)
+    beyond = [level for level in levels if level > config.pruning.levels]
+    if beyond:
+        raise UserError(
+            f"--levels {text}: level {beyond[0]} is beyond pruning.levels "
+            f"{config.pruning.levels}; raise pruning.levels or name fewer levels"
+        )
+    return levels
+
+
+def _stability(args: argparse.Namespace) -> int:
+    from scale_lth.driver import run_job
+    from scale_lth.lottery.job import Job
+
+    config = load(args.config, args.overrides)
+    if not args.steps and not args.levels:
+        raise UserError(
+            "stability needs --steps (like 0it,100it,2ep), --levels (like 1-3), or both"
+        )
+    steps = parse_steps(args.steps) if args.steps else []
+    levels = configured_levels(config, args.levels, lowest=1) if args.levels else []
+    stability = dataclasses.replace(config.stability, steps=[*config.stability.steps, *steps])
+    config = dataclasses.replace(config, stability=stability)  # the dense run saves them
+    run_job(config, Job.instability(config, [str(step) for step in steps], levels), args.quiet)
+    return 0
+
+
+def parse_steps(text: str) -> list[Duration]:
+    """``'0it,100it,2ep'`` -> those durations, each once, in the order given."""
+    try:
+        steps = [Duration.parse(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--steps: write steps like 0it,100it,2ep, got {text!r}") from None
+    return list(dict.fromkeys(steps))
 
 
 def parse_levels(text: str, lowest: int = 1) -> list[int]:
@@ -256,6 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     lottery.add_argument("--trunk-only", action="store_true", help="the tickets only, no baselines")
     lottery.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
     lottery.set_defaults(func=_lottery)
+
+    stability = verbs.add_parser(
+        "stability",
+        help="instability analysis: is the dense network (from step k) or a level's subnetwork "
+        "stable to SGD noise?",
+        description="Trains two copies from the same weights under different data orders and "
+        "measures the error barrier on the straight path between them (stability.points "
+        "points; stable: below stability.threshold). Every copy is a resumable run of the "
+        "experiment, tracked like the others.",
+    )
+    add_config_arguments(stability)
+    stability.add_argument(
+        "--steps", help="the dense network from each of these steps, like 0it,100it,2ep"
+    )
+    stability.add_argument(
+        "--levels", help="each of these levels' subnetworks from its rewind point, like 1-3"
+    )
+    stability.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
+    stability.set_defaults(func=_stability)
 
     branch = verbs.add_parser(
         "branch",

@@ -16,7 +16,7 @@ from scale_lth import preflight
 from scale_lth.config import Config
 from scale_lth.data import ensure_written
 from scale_lth.errors import UserError
-from scale_lth.lottery.graph import RunGraph
+from scale_lth.lottery.graph import Reads, RunGraph
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.network import build_network, check_model
 from scale_lth.lottery.steps import Steps
@@ -65,9 +65,9 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     call finished."""
     started = time.perf_counter()
     config = absolute_paths(config)
-    before = set(Layout(config.experiment_dir).finished())
+    before = set(Layout(config.experiment_dir).every_finished())
     todo = [key for key in job.keys() if key not in before]
-    graph = RunGraph.of(todo, before, config.pruning.method, config.rewinding.mode)
+    graph = RunGraph.of(todo, before, Reads.of(config))
     if graph.missing:  # before the data is written or anything else is done
         first, more = sorted(graph.missing)[0], len(graph.missing) - 1
         raise UserError(
@@ -86,7 +86,7 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
         write_config(config)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
         ray_train.fit(config, graph, steps, partial(chief_observers, config, not bars))
-        finished = [key for key in layout.finished() if key not in before]
+        finished = [key for key in layout.every_finished() if key not in before]
     report(config, finished)
     if finished:
         wall = time.perf_counter() - started
@@ -122,10 +122,11 @@ def check(config: Config, job: Job) -> tuple[Config, Layout, Steps]:
     preflight.check_identity(config)
     probe = build_network(config, info, seed=0)
     layout = Layout(config.experiment_dir)
-    preflight.check_results(layout, job.keys(), probe, config)
+    steps = Steps.of(config, info.splits["train"])
+    preflight.check_results(layout, job.keys(), probe, config, steps)
     if any(not layout.is_done(key) for key in job.keys()):  # room only for what will train
         preflight.check_disk(config, probe, runs_per_level=1 + len(job.branches))
-    return config, layout, Steps.of(config, info.splits["train"])
+    return config, layout, steps
 
 
 def report(config: Config, finished: list[RunKey]) -> None:

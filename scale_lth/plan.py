@@ -18,10 +18,10 @@ from scale_lth import methods
 from scale_lth.config import Config
 from scale_lth.data import ensure_written
 from scale_lth.data.info import info_path
-from scale_lth.lottery.graph import RunGraph
+from scale_lth.lottery.graph import Reads, RunGraph
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.steps import Steps, per_worker_batch, world_size
-from scale_lth.results import Layout, RunKey
+from scale_lth.results import PATH, Layout, RunKey, stability_part
 
 # Training-split sizes as scale-lth writes them (validation held out of CIFAR-10's and MNIST's
 # training sets), for planning before the data is written.
@@ -36,14 +36,25 @@ def train_images(config: Config) -> int:
 
 
 def run_steps(config: Config, key: RunKey, steps: Steps) -> int:
-    """The optimizer steps ``key`` trains."""
-    if key.level == 0:
-        return steps.schedule.total
-    start = methods.start_of(key.method, config.rewinding.mode)
+    """The optimizer steps ``key`` trains (a path measurement trains none). With
+    ``rewinding.step: auto`` the rewind point is counted as the earliest candidate (an upper
+    bound)."""
+    part = stability_part(key.branch)
     total = steps.schedule.total
+    if part is not None and part[0] == PATH:
+        return 0
+    if part is not None and key.level == 0:
+        return total - steps.at(part[1])
+    if key.level == 0:
+        return total
+    method = methods.TICKET if part is not None else key.method
+    start = methods.start_of(method, config.rewinding.mode)
     if start.schedule == "dense_compute":
         total = round(total * config.baselines.scratch_b_max_factor)
-    return total - (steps.rewind if start.step == "rewind" else 0)
+    rewind = steps.rewind
+    if rewind is None:
+        rewind = min(steps.at(str(step)) for step in config.rewinding.candidates)
+    return total - (rewind if start.step == "rewind" else 0)
 
 
 def makespan(graph: RunGraph, seconds: dict[RunKey, float], slots: int) -> float:
@@ -77,6 +88,7 @@ class Plan:
     runs: int
     finished: int
     tickets: int
+    stability: int  # instability copies and path measurements
     gpus_per_run: int
     images_per_second: float  # per GPU
     gpu_hours: float
@@ -87,7 +99,8 @@ class Plan:
     def lines(self, name: str) -> list[str]:
         out = [
             f"{name}: {self.runs} runs to train ({self.tickets} tickets, "
-            f"{self.runs - self.tickets} baselines; {self.finished} finished already), "
+            f"{self.runs - self.tickets - self.stability} baselines, {self.stability} for "
+            f"instability; {self.finished} finished already), "
             f"{self.gpu_hours:,.1f} GPU-hours at {self.images_per_second:,.0f} images/s per GPU",
             f"critical path: {self.critical_path_runs} runs, {self.critical_path_hours:,.1f} h "
             f"with {self.gpus_per_run} GPU{'s' if self.gpus_per_run > 1 else ''} per run",
@@ -110,8 +123,8 @@ class Plan:
 
 def plan(config: Config, gpus: list[int], images_per_second: float) -> Plan:
     job = Job.lottery(config)
-    finished = set(Layout(config.experiment_dir).finished())
-    graph = RunGraph.of(job.keys(), finished, config.pruning.method, config.rewinding.mode)
+    finished = set(Layout(config.experiment_dir).every_finished())
+    graph = RunGraph.of(job.keys(), finished, Reads.of(config))
     steps = Steps.of(config, train_images(config))
     per_run = world_size(config)
     images_per_step = per_worker_batch(config) * per_run
@@ -125,6 +138,7 @@ def plan(config: Config, gpus: list[int], images_per_second: float) -> Plan:
         runs=len(graph),
         finished=len(finished & set(job.keys())),
         tickets=sum(key.branch == methods.TICKET for key in graph.waits_for),
+        stability=sum(stability_part(key.branch) is not None for key in graph.waits_for),
         gpus_per_run=per_run,
         images_per_second=images_per_second,
         gpu_hours=sum(images.values()) / images_per_second / 3600,

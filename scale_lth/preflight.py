@@ -16,7 +16,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -26,11 +26,11 @@ from scale_lth.config.hashing import non_default_values
 from scale_lth.data import DataInfo
 from scale_lth.errors import UserError
 from scale_lth.lottery.network import pruned_names
-from scale_lth.lottery.steps import iterations_per_epoch, world_size
+from scale_lth.lottery.steps import Steps, iterations_per_epoch, world_size
 from scale_lth.orchestration.ray_auth import require_client_token
 from scale_lth.orchestration.ray_train import worker_groups
 from scale_lth.pruning import Mask
-from scale_lth.results import MAIN, Layout, RunKey
+from scale_lth.results import MAIN, Layout, RunKey, stability_part
 from scale_lth.storage import load_json, load_torch
 from scale_lth.training.state import Checkpoints
 
@@ -55,15 +55,24 @@ def check_data(config: Config, info: DataInfo) -> None:
             "lower it"
         )
     total = config.training.duration.iterations(per_epoch)
-    rewind = config.rewinding.step.iterations(per_epoch)
     if total < 1:
         raise ConfigError("training.duration must be at least one iteration: lengthen it")
-    if rewind >= total:
+    rewinding = config.rewinding
+    if rewinding.step == "auto" and not rewinding.candidates:
         raise ConfigError(
-            f"rewinding.step {config.rewinding.step} ({rewind} it) must come before the end of "
-            f"training.duration {config.training.duration} ({total} it): lower rewinding.step or "
-            "lengthen training.duration"
+            "rewinding.step: auto chooses among rewinding.candidates, and there are none: list "
+            "them (e.g. rewinding.candidates=[0it,100it,500it]) or give rewinding.step a duration"
         )
+    starts = [("rewinding.step", rewinding.step)] if rewinding.step != "auto" else []
+    starts += [("rewinding.candidates", step) for step in rewinding.candidates]
+    starts += [("stability.steps", step) for step in config.stability.steps]
+    for key, step in starts:
+        if step.iterations(per_epoch) >= total:
+            raise ConfigError(
+                f"{key} {step} ({step.iterations(per_epoch)} it) must come before the end of "
+                f"training.duration {config.training.duration} ({total} it): lower {key} or "
+                "lengthen training.duration"
+            )
     classes = config.model.num_classes
     if classes is not None and classes < info.num_classes:
         raise ConfigError(
@@ -101,7 +110,9 @@ def write_identity(config: Config) -> None:
         os.replace(temporary, path)
 
 
-def check_results(layout: Layout, keys: Iterable[RunKey], probe: nn.Module, config: Config) -> None:
+def check_results(
+    layout: Layout, keys: Sequence[RunKey], probe: nn.Module, config: Config, steps: Steps
+) -> None:
     """Every file the job will read loads, every mask fits the model, and every checkpoint
     it will resume was written with this world size."""
     pruned = dict(probe.named_parameters())
@@ -142,6 +153,24 @@ def check_results(layout: Layout, keys: Iterable[RunKey], probe: nn.Module, conf
         for path in (layout.init_path(replicate), layout.rewind_path(replicate)):
             if path.is_file():
                 load_torch(path, weights_only=False, mmap=True)
+    check_saved_points(layout, keys, steps)
+
+
+def check_saved_points(layout: Layout, keys: Iterable[RunKey], steps: Steps) -> None:
+    """The dense run saves the weights instability copies start from while it trains: a copy
+    to train from a step it finished without saving cannot start."""
+    for key in keys:
+        part = stability_part(key.branch)
+        if part is None or key.level > 0 or layout.is_done(key):
+            continue
+        path = layout.point_path(key.replicate, steps.at(part[1]))
+        if layout.is_done(RunKey(key.replicate, 0)) and not path.is_file():
+            raise UserError(
+                f"the dense run of replicate {key.replicate} finished without saving its "
+                f"weights at {part[1]} (it saves them only while it trains): measure from "
+                "steps it saved (its step_*.pt files), or move "
+                f"{layout.run_dir(RunKey(key.replicate, 0))} away to train it again"
+            )
 
 
 def check_disk(config: Config, probe: nn.Module, runs_per_level: int) -> None:

@@ -6,21 +6,47 @@ engine).
 Where they live: ``<root>/<name>-<hash>/replicate_<r>/level_<l>/<branch>/``. A run folder holds
 ``mask.pt`` (bit-packed; absent for the dense level), ``final.pt`` (the trained weights) and
 ``metrics.json``, written last: a run is finished when it has one. The trunk's dense level also
-holds ``init.pt`` (step 0) and ``rewind.pt`` (step k).
+holds ``init.pt`` (step 0), ``rewind.pt`` (step k) and ``step_<n>.pt`` (the weights at each
+step the instability analysis or ``rewinding.step: auto`` starts copies from), and, with
+``auto``, ``rewind_choice.json`` (the rewind point chosen and why).
+
+The instability analysis keeps its own runs beside a level's methods, in
+``level_<l>/stability/``: two copies trained from the same weights under different SGD noise
+(``a@<k>``, ``b@<k>``: from step k) and the measurement of the straight path between their
+ends (``path@<k>``, whose ``metrics.json`` holds the errors along it). They are runs of the run
+graph like the others, but no method: tables and mask analytics never list them.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scale_lth import methods
-from scale_lth.storage import load_json
+from scale_lth.storage import atomic_write_json, load_json
 
 MAIN = methods.TICKET
+
+
+STABILITY = "stability"
+COPIES = ("a", "b")  # the two copies of an instability measurement
+PATH = "path"  # the measurement of the path between them
+
+
+def stability_branch(part: str, at: str) -> str:
+    """The branch of a copy (``a``, ``b``) or path measurement (``path``) from ``at`` (the
+    start, a duration like ``100it``, or ``rewind``: the level's own rewind point)."""
+    return f"{STABILITY}/{part}@{at}"
+
+
+def stability_part(branch: str) -> tuple[str, str] | None:
+    """``(part, at)`` of an instability branch; None for a method's."""
+    head, slash, rest = branch.partition("/")
+    if not slash or head != STABILITY:
+        return None
+    part, _, at = rest.partition("@")
+    return part, at
 
 
 def method_of(branch: str) -> str:
@@ -80,6 +106,16 @@ class Layout:
     def rewind_path(self, replicate: int) -> Path:
         return self.run_dir(RunKey(replicate, 0)) / "rewind.pt"
 
+    def point_path(self, replicate: int, step: int) -> Path:
+        """The dense run's weights at ``step``, where instability copies start."""
+        if step == 0:
+            return self.init_path(replicate)
+        return self.run_dir(RunKey(replicate, 0)) / f"step_{step}.pt"
+
+    def rewind_choice_path(self, replicate: int) -> Path:
+        """``rewinding.step: auto``'s choice for this replicate."""
+        return self.run_dir(RunKey(replicate, 0)) / "rewind_choice.json"
+
     @property
     def config_path(self) -> Path:
         """The resolved config, for people (results are found by hash)."""
@@ -107,25 +143,30 @@ class Layout:
         return load_json(self.metrics_path(key))
 
     def write_metrics(self, key: RunKey, metrics: dict[str, Any]) -> None:
-        path = self.metrics_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.partial")
-        with open(temporary, "w") as file:
-            json.dump(metrics, file, indent=1)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
+        atomic_write_json(self.metrics_path(key), metrics)
 
     def finished(self) -> list[RunKey]:
-        """Every finished run under the root, in order."""
+        """Every finished run of a method (the trunk's and the baselines') under the root, in
+        order."""
+        return self._finished("*")
+
+    def finished_stability(self) -> list[RunKey]:
+        """Every finished copy and path measurement of the instability analysis, in order."""
+        return self._finished(f"{STABILITY}/*")
+
+    def every_finished(self) -> list[RunKey]:
+        """The methods' finished runs and the instability analysis's."""
+        return self.finished() + self.finished_stability()
+
+    def _finished(self, branches: str) -> list[RunKey]:
         keys = []
-        for path in self.root.glob("replicate_*/level_*/*/metrics.json"):
-            branch_dir = path.parent
+        for path in self.root.glob(f"replicate_*/level_*/{branches}/metrics.json"):
+            replicate, level, *branch, _ = path.relative_to(self.root).parts
             keys.append(
                 RunKey(
-                    int(branch_dir.parent.parent.name.removeprefix("replicate_")),
-                    int(branch_dir.parent.name.removeprefix("level_")),
-                    branch_dir.name,
+                    int(replicate.removeprefix("replicate_")),
+                    int(level.removeprefix("level_")),
+                    "/".join(branch),
                 )
             )
         return sorted(keys)

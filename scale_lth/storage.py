@@ -9,9 +9,9 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -51,11 +51,20 @@ def load_json(path: Path) -> Any:
 
 def atomic_torch_save(obj: object, path: Path) -> None:
     """torch.save to a temporary file in the same folder, fsync, then rename over ``path``."""
+    _atomic_write(path, lambda file: torch.save(obj, file))
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    """``value`` as indented JSON, written as ``atomic_torch_save`` writes."""
+    _atomic_write(path, lambda file: file.write(json.dumps(value, indent=1).encode()))
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -8,6 +8,7 @@ from scale_lth.data import DataInfo
 from scale_lth.lottery.runner import Runner
 from scale_lth.lottery.steps import Steps
 from scale_lth.pruning import Mask
+from scale_lth.results import RunKey
 from scale_lth.training.loop import evaluate
 from scale_lth.training.session import Session
 
@@ -32,5 +33,5 @@ def start_loss(runner: Runner, weights: dict, mask: Mask | None) -> float:
                     parameter.mul_(mask[name])
     if runner.config.training.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    batches = runner.run_data(0).evaluation["val"]
+    batches = runner.run_data(RunKey(0, 0)).evaluation["val"]
     return evaluate(model, batches, torch.device("cpu"), runner.config.training.amp)["loss"]

@@ -137,8 +137,13 @@ def _convert(value: Any, hint: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [arg for arg in args if arg is not type(None)]
-        return _convert(value, inner)
+        alternatives = [arg for arg in args if arg is not type(None)]
+        for inner in alternatives[:-1]:
+            try:
+                return _convert(value, inner)
+            except (TypeError, ValueError):
+                pass
+        return _convert(value, alternatives[-1])
     if origin is Literal:
         if value not in args:
             raise ValueError(value)
@@ -176,10 +181,10 @@ def _describe(hint: Any) -> str:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        inner = [arg for arg in args if arg is not type(None)]
-        return f"{_describe(inner[0])} or null"
+        inner = [_describe(arg) for arg in args if arg is not type(None)]
+        return " or ".join(inner + (["null"] if type(None) in args else []))
     if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
+        return "one of " + ", ".join(repr(a) for a in args) if len(args) > 1 else repr(args[0])
     if origin is list:
         return f"a list (each item {_describe(args[0])})"
     if origin is dict:

@@ -146,11 +146,35 @@ class PruningConfig:
 
 @dataclass(frozen=True)
 class RewindingConfig:
-    step: Duration = option(Duration.parse("0it"), "rewind point k (0it: original LTH)")
+    step: Duration | Literal["auto"] = option(
+        Duration.parse("0it"),
+        "rewind point k (0it: original LTH); auto: the earliest of rewinding.candidates where "
+        "the dense network is stable (instability below stability.threshold)",
+    )
+    candidates: list[Duration] = option(
+        [], "rewind points rewinding.step: auto chooses from (the dense run saves each)"
+    )
     mode: Literal["weights", "lr", "finetune"] = option(
         "weights",
         "weights: rewind survivors to step k; lr: keep the trained weights and replay the "
         "learning rates from step k; finetune: keep them and train T-k steps at the final rate",
+    )
+
+
+@dataclass(frozen=True)
+class StabilityConfig:
+    points: int = option(
+        30, "points on the straight path between two copies, endpoints included", valid=at_least(2)
+    )
+    threshold: float = option(
+        0.02,
+        "instability (error barrier) under which a network counts as stable to SGD noise",
+        valid=interval(0, 1),
+    )
+    steps: list[Duration] = option(
+        [],
+        "steps where the dense run saves its weights for `scale-lth stability` (its --steps)",
+        hashed=False,
     )
 
 
@@ -237,6 +261,9 @@ class Config:
     training: TrainingConfig = option(TrainingConfig(), "optimisation")
     pruning: PruningConfig = option(PruningConfig(), "iterative magnitude pruning")
     rewinding: RewindingConfig = option(RewindingConfig(), "late resetting")
+    stability: StabilityConfig = option(
+        StabilityConfig(), "instability analysis (linear mode connectivity)"
+    )
     baselines: BaselinesConfig = option(BaselinesConfig(), "comparisons at each level")
     scaling: ScalingConfig = option(ScalingConfig(), "Ray Train workers")
     tracking: TrackingConfig = option(TrackingConfig(), "MLflow")

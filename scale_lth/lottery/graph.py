@@ -7,6 +7,12 @@ previous level, or level 0 with one-shot pruning), and whatever weights its meth
 l waits for level l-1's ticket, every baseline of level l waits for the same run only, and the
 trunk is the critical path: with iterative pruning it is the levels + 1 tickets one after
 another, and everything else fits beside it.
+
+The instability analysis adds its own runs: two copies starting where the level's runs start
+(level 0: the dense run's weights at step k, so they wait for it; level l >= 1: as the ticket),
+and the path measurement between them, which waits for both. With ``rewinding.step: auto``
+every run that starts from the rewind point also waits for level 0's path measurements at every
+candidate, from which the point is chosen.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from scale_lth import methods
-from scale_lth.results import RunKey
+from scale_lth.config import Config
+from scale_lth.results import COPIES, PATH, RunKey, stability_branch, stability_part
 
 
 def source_level(pruning_method: str, level: int) -> int:
@@ -37,6 +44,39 @@ def runs_read(start: methods.Start, key: RunKey, pruning_method: str) -> set[Run
 
 
 @dataclass(frozen=True)
+class Reads:
+    """What each run of one experiment reads: its method's start (scale_lth.methods), or an
+    instability copy's or path measurement's."""
+
+    pruning_method: str = "iterative"
+    rewinding_mode: str = "weights"
+    candidates: tuple[str, ...] = ()  # ``rewinding.step: auto``'s candidate steps
+
+    @classmethod
+    def of(cls, config: Config) -> Reads:
+        rewinding = config.rewinding
+        automatic = rewinding.step == "auto"
+        candidates = tuple(str(step) for step in rewinding.candidates) if automatic else ()
+        return cls(config.pruning.method, rewinding.mode, candidates)
+
+    def __call__(self, key: RunKey) -> set[RunKey]:
+        part = stability_part(key.branch)
+        if part is None:
+            start = methods.start_of(key.method, self.rewinding_mode)
+        elif part[0] == PATH:
+            at = part[1]
+            return {RunKey(key.replicate, key.level, stability_branch(c, at)) for c in COPIES}
+        elif key.level == 0:
+            return {RunKey(key.replicate, 0)}  # the dense run saves the copies' weights
+        else:  # a level's copies start as its ticket does
+            start = methods.start_of(methods.TICKET, self.rewinding_mode)
+        read = runs_read(start, key, self.pruning_method)
+        if self.candidates and key.level > 0 and "rewind" in start.needs:
+            read |= {RunKey(key.replicate, 0, stability_branch(PATH, at)) for at in self.candidates}
+        return read
+
+
+@dataclass(frozen=True)
 class RunGraph:
     """The runs to train, each with the runs to train that it waits for (finished ones are
     already there)."""
@@ -49,14 +89,12 @@ class RunGraph:
         cls,
         keys: Iterable[RunKey],
         finished: Collection[RunKey],
-        pruning_method: str,
-        rewinding_mode: str,
+        reads: Reads,
     ) -> RunGraph:
         todo = [key for key in keys if key not in finished]
         waits_for, missing = {}, set()
         for key in todo:
-            start = methods.start_of(key.method, rewinding_mode)
-            read = runs_read(start, key, pruning_method)
+            read = reads(key)
             waits_for[key] = frozenset(run for run in read if run in todo)
             missing |= {run for run in read if run not in todo and run not in finished}
         return cls(waits_for, frozenset(missing))

@@ -4,7 +4,9 @@ For each replicate, level 0 trains the dense network from its initialisation and
 weights at step 0 and at the rewind step k. Level l >= 1 starts as the method registry says
 (scale_lth.methods, read by scale_lth.lottery.starts) from what the store keeps, at the
 level's exact density. A finished run (one with ``metrics.json``) is never redone; an
-interrupted one continues from its latest checkpoint. Step counts come from the driver.
+interrupted one continues from its latest checkpoint. Step counts come from the driver. The
+instability analysis's copies train here like any run (with a data order of their own), and
+its path measurements are evaluated here (scale_lth.lottery.stability).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from dataclasses import dataclass, field
 import torch
 
 from scale_lth.config import Config
+from scale_lth.console import say
 from scale_lth.data import DataInfo, LoaderOptions, eval_batches, train_batches
 from scale_lth.lottery.job import Job
+from scale_lth.lottery.stability import measure_path
 from scale_lth.lottery.starts import Batches, run_start
 from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
-from scale_lth.results import Layout, Observer, RunKey
+from scale_lth.results import PATH, Layout, Observer, RunKey, stability_part
 from scale_lth.storage import atomic_torch_save
 from scale_lth.training.loop import RunData, train_run
 from scale_lth.training.session import Session
@@ -41,6 +45,7 @@ class Runner:
         self.store = StartStore(self.config, self.info, self.session)
         self._train: dict[int, object] = {}
         self._evaluation: dict[str, object] | None = None
+        self._training_evaluation: object | None = None
 
     # ----- data -------------------------------------------------------------------------
     def loader_options(self, training: bool) -> LoaderOptions:
@@ -60,35 +65,51 @@ class Runner:
         """The evaluation loaders, built once per worker and reused."""
         if self._evaluation is None:
             self._evaluation = {
-                split: eval_batches(
-                    self.config.data_dir,
-                    split,
-                    self.per_worker_batch(),
-                    rank=self.session.rank,
-                    world_size=self.session.world_size,
-                    options=self.loader_options(training=False),
-                )
+                split: self._in_order(split)
                 for split in ("val", "test")
                 if split in self.info.splits
             }
         return self._evaluation
 
-    def run_data(self, replicate: int) -> RunData:
-        """Loaders built once per worker (per replicate seed for training) and reused."""
-        seed = self.store.replicate_seed(replicate)
-        if seed not in self._train:
-            self._train[seed] = train_batches(
-                self.config.data_dir,
-                self.per_worker_batch(),
-                seed=seed,
-                distributed=self.session.world_size > 1,
-                options=self.loader_options(training=True),
-            )
-        return RunData(self._train[seed], self.evaluation_data())
+    def training_evaluation(self) -> object:
+        """The training split in order, for evaluation (the instability analysis), built once."""
+        if self._training_evaluation is None:
+            self._training_evaluation = self._in_order("train")
+        return self._training_evaluation
+
+    def _in_order(self, split: str) -> object:
+        return eval_batches(
+            self.config.data_dir,
+            split,
+            self.per_worker_batch(),
+            rank=self.session.rank,
+            world_size=self.session.world_size,
+            options=self.loader_options(training=False),
+        )
+
+    def run_data(self, key: RunKey) -> RunData:
+        """Loaders built once per worker and reused: the training order of each replicate's
+        seed; a copy of the instability analysis reads an order of its own, built for it."""
+        seed = self.store.data_seed(key)
+        if seed in self._train:
+            return RunData(self._train[seed], self.evaluation_data())
+        train = self._train_batches(seed)
+        if seed == self.store.replicate_seed(key.replicate):
+            self._train[seed] = train
+        return RunData(train, self.evaluation_data())
+
+    def _train_batches(self, seed: int) -> object:
+        return train_batches(
+            self.config.data_dir,
+            self.per_worker_batch(),
+            seed=seed,
+            distributed=self.session.world_size > 1,
+            options=self.loader_options(training=True),
+        )
 
     def snip_batches(self, replicate: int) -> Batches:
         """The first ``baselines.snip_batches`` training minibatches of epoch 0."""
-        train = self.run_data(replicate).train
+        train = self.run_data(RunKey(replicate, 0)).train
         train.epoch = 0
         inputs, targets = [], []
         for images, labels in train:
@@ -107,7 +128,11 @@ class Runner:
     def run(self, key: RunKey) -> None:
         if self.layout.is_done(key):
             return
-        data = self.run_data(key.replicate)
+        part = stability_part(key.branch)
+        if part is not None and part[0] == PATH:
+            self.measure_path(key)
+            return
+        data = self.run_data(key)
         if len(data.train) != self.steps.per_epoch:
             raise RuntimeError(
                 f"the loader gives {len(data.train)} batches an epoch, the driver counted "
@@ -130,7 +155,7 @@ class Runner:
             run_dir=self.layout.run_dir(key),
             mask=start.mask,
             start_step=start.step,
-            save_points=self.store.save_points(key, self.steps.rewind),
+            save_points=self.store.save_points(key, self.steps),
             eval_every=self.steps.eval_every,
             checkpoint_every=self.steps.checkpoint_every,
             on_eval=lambda row: [observer.evaluated(key, row) for observer in self.observers],
@@ -164,6 +189,15 @@ class Runner:
             self.layout.write_metrics(key, metrics)
             Checkpoints(self.layout.run_dir(key)).clear()
         self.session.barrier()
+
+    def measure_path(self, key: RunKey) -> None:
+        """The errors along the straight path between ``key``'s two copies."""
+        points = self.config.stability.points
+        splits = {"train": self.training_evaluation(), **self.evaluation_data()}
+        if self.session.is_chief:
+            say(f"[{key}] measuring {points} points between the copies on {', '.join(splits)}")
+        model = self.store.network().to(self.session.device)
+        measure_path(self.layout, key, model, splits, points, self.session)
 
     def train(self, keys: Iterable[RunKey]) -> None:
         """Train ``keys`` in order; the evaluation loaders are built (FFCV compiles its code)

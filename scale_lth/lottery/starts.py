@@ -15,7 +15,7 @@ from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
 from scale_lth.models.flops import multiply_accumulates, weight_uses
 from scale_lth.pruning import Mask, random_prune, snip_prune
-from scale_lth.results import MAIN, RunKey
+from scale_lth.results import MAIN, RunKey, stability_part
 from scale_lth.training.schedule import Schedule
 
 Batches = tuple[list[torch.Tensor], list[torch.Tensor]]
@@ -35,11 +35,18 @@ class RunStart:
 def run_start(
     store: StartStore, key: RunKey, steps: Steps, snip_batches: Callable[[], Batches]
 ) -> RunStart:
-    """How the run ``key`` starts; ``snip_batches`` gives SNIP's minibatches (on the device)."""
+    """How the run ``key`` starts; ``snip_batches`` gives SNIP's minibatches (on the device).
+    An instability copy starts as its level's runs do: at level 0 from the dense run's weights
+    at its step, at level l >= 1 as the level's ticket."""
+    copy = stability_part(key.branch)
+    if key.level == 0 and copy is not None:
+        step = steps.at(copy[1])
+        return RunStart(store.point_weights(key.replicate, step), None, step, steps.schedule)
     if key.level == 0:  # the dense network, from the replicate's own initialisation
         weights = store.fresh_weights(store.replicate_seed(key.replicate))
         return RunStart(weights, None, 0, steps.schedule)
-    start = methods.start_of(key.method, store.config.rewinding.mode)
+    method = methods.TICKET if copy is not None else key.method
+    start = methods.start_of(method, store.config.rewinding.mode)
     mask = _mask(store, key, start.mask, snip_batches)
     rewind = cache(lambda: store.rewind_point(key.replicate))  # read only where it is used
     weights = {

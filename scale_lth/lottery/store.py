@@ -23,9 +23,11 @@ from scale_lth.data import DataInfo
 from scale_lth.lottery.graph import source_level
 from scale_lth.lottery.network import build_network, layer_rates, pruned_names
 from scale_lth.lottery.pruning import prune_level
+from scale_lth.lottery.stability import choose_rewind
+from scale_lth.lottery.steps import Steps
 from scale_lth.pruning import Mask
-from scale_lth.results import Layout, RunKey
-from scale_lth.storage import atomic_torch_save, load_torch
+from scale_lth.results import PATH, Layout, RunKey, stability_branch, stability_part
+from scale_lth.storage import atomic_torch_save, atomic_write_json, load_json, load_torch
 from scale_lth.training.session import Session
 
 
@@ -40,6 +42,13 @@ class StartStore:
     # ----- seeds and networks -------------------------------------------------------------
     def replicate_seed(self, replicate: int) -> int:
         return self.config.seed + replicate
+
+    def data_seed(self, key: RunKey) -> int:
+        """The seed of a run's data order: its replicate's, but a copy of the instability
+        analysis has one of its own (its SGD noise)."""
+        if stability_part(key.branch) is None:
+            return self.replicate_seed(key.replicate)
+        return self.derived_seed(key, "/data")
 
     def derived_seed(self, key: RunKey, purpose: str = "") -> int:
         """A seed of its own for each (replicate, level, branch) and purpose."""
@@ -60,28 +69,52 @@ class StartStore:
         return load_torch(self.layout.init_path(replicate))
 
     def rewind_point(self, replicate: int) -> tuple[dict[str, torch.Tensor], int]:
+        """The weights at the rewind step k, and k: the config's, or with ``auto`` the one
+        chosen from level 0's instability at each candidate."""
+        if self.config.rewinding.step == "auto":
+            step = self.rewind_choice(replicate)["step"]
+            return self.point_weights(replicate, step), step
         saved = load_torch(self.layout.rewind_path(replicate))
         return saved["model"], saved["step"]
+
+    def point_weights(self, replicate: int, step: int) -> dict[str, torch.Tensor]:
+        """The dense run's weights at ``step`` (saved where copies start)."""
+        return load_torch(self.layout.point_path(replicate, step))
+
+    def rewind_choice(self, replicate: int) -> dict:
+        """``rewinding.step: auto``'s choice for ``replicate``, made once from the finished path
+        measurements at every candidate and kept on disk (``rewind_choice.json``)."""
+        path = self.layout.rewind_choice_path(replicate)
+        if not path.is_file():
+            measured = [
+                self.layout.read_metrics(
+                    RunKey(replicate, 0, stability_branch(PATH, str(candidate)))
+                )
+                for candidate in self.config.rewinding.candidates
+            ]
+            choice = choose_rewind(measured, self.config.stability.threshold)
+            atomic_write_json(path, choice)  # the same content whichever worker writes it
+        return load_json(path)
 
     def trained_weights(self, key: RunKey) -> dict[str, torch.Tensor]:
         """The trunk's final weights at the source level of ``key.level``."""
         source = RunKey(key.replicate, source_level(self.config.pruning.method, key.level))
         return load_torch(self.layout.final_path(source))
 
-    def save_points(self, key: RunKey, rewind: int) -> dict[int, Callable[[nn.Module, int], None]]:
-        """Level 0's ticket saves its weights at step 0 (init) and at the rewind step k."""
+    def save_points(self, key: RunKey, steps: Steps) -> dict[int, Callable[[nn.Module, int], None]]:
+        """Level 0's ticket saves its weights at step 0 (init), at the rewind step k and at
+        every step instability copies start from."""
         if key != RunKey(key.replicate, 0):
             return {}
 
         def save(model: nn.Module, step: int) -> None:
             weights = {name: t.detach().cpu() for name, t in model.state_dict().items()}
-            if step == 0:
-                atomic_torch_save(weights, self.layout.init_path(key.replicate))
-            if step == rewind:
+            atomic_torch_save(weights, self.layout.point_path(key.replicate, step))
+            if step == steps.rewind:
                 record = {"model": weights, "step": step}
                 atomic_torch_save(record, self.layout.rewind_path(key.replicate))
 
-        return {0: save, rewind: save}
+        return dict.fromkeys(steps.saved, save)
 
     # ----- masks --------------------------------------------------------------------------
     def shared_mask(self, key: RunKey, choose: Callable[[], Mask]) -> Mask:

@@ -1,6 +1,6 @@
 """Tickets against baselines at every sparsity: a table and plots, from the results folder;
-what pruning did to the masks (scale_lth.report.masks) and how stable the trunk's trained
-weights are to it (scale_lth.report.stability)."""
+what pruning did to the masks (scale_lth.report.masks), how stable the trunk's trained weights
+are to it (scale_lth.report.stability) and to SGD noise (scale_lth.report.instability)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from scale_lth.report.instability import (
+    Instability,
+    format_instability,
+    instability_metrics,
+    measured,
+    plot_instability,
+    rewind_choices,
+)
 from scale_lth.report.masks import (
     MaskAnalytics,
     analyse,
@@ -43,20 +51,42 @@ class Report:
     rows: list[Row]
     masks: MaskAnalytics
     stability: list[Stability]
+    instability: list[Instability]
+    choices: dict[int, dict]  # ``rewinding.step: auto``'s, by replicate
     plots: list[Path]
 
     @property
     def files(self) -> list[Path]:
-        """What a tracking store keeps of the report: the plots and ``masks.json``."""
-        return [*self.plots, self.layout.report_dir / "masks.json"]
+        """What a tracking store keeps of the report: the plots, ``masks.json`` and
+        ``instability.json``."""
+        folder = self.layout.report_dir
+        return [*self.plots, folder / "masks.json", folder / "instability.json"]
 
     def metrics_by_replicate(self) -> dict[int, list[tuple[str, float, int]]]:
-        """Each replicate's own mask analytics and stability, ``(name, value, level)``."""
+        """Each replicate's own mask analytics, stability and instability, ``(name, value,
+        step)``: the level is the step, but the dense instability's is its start step k."""
         replicates = {key.replicate for key in self.layout.finished()}
         return {
             r: mask_metrics(analyse(self.layout, {r}))
             + stability_metrics([each for each in self.stability if each.replicate == r])
+            + instability_metrics(
+                [each for each in self.instability if each.replicate == r], self.choices.get(r)
+            )
             for r in replicates
+        }
+
+    def analytics(self) -> dict:
+        """``masks.json``: the mask analytics and the stability to pruning."""
+        return {
+            **self.masks.as_dict(),
+            "stability_to_pruning": [each.as_dict() for each in self.stability],
+        }
+
+    def instability_record(self) -> dict:
+        """``instability.json``: every path measurement and every automatic rewind point."""
+        return {
+            "instability": [each.as_dict() for each in self.instability],
+            "rewind_choices": {str(r): choice for r, choice in self.choices.items()},
         }
 
     def as_dict(self) -> dict:
@@ -64,27 +94,46 @@ class Report:
             "rows": [row.as_dict() for row in self.rows],
             "masks": self.masks.as_dict(),
             "stability_to_pruning": [each.as_dict() for each in self.stability],
+            **self.instability_record(),
         }
 
     def text(self) -> str:
-        """The table, the mask overlaps and the stability to pruning, for a console."""
-        return "\n".join(
-            [format_table(self.rows), format_overlaps(self.masks), format_stability(self.stability)]
-        )
+        """The table, the mask overlaps, the stability to pruning and the instability, for a
+        console."""
+        parts = [
+            format_table(self.rows),
+            format_overlaps(self.masks),
+            format_stability(self.stability),
+            format_instability(self.instability, self.choices),
+        ]
+        return "\n".join(part for part in parts if part)
 
 
 def write_report(root: Path, title: str) -> Report:
     """Collect the finished runs under ``root``; write ``report/report.json``,
-    ``report/masks.json`` (the mask analytics and the stability to pruning) and the PNGs."""
+    ``report/masks.json`` (the mask analytics and the stability to pruning),
+    ``report/instability.json`` and the PNGs."""
     layout = Layout(root)
     rows = collect(layout)
     masks = analyse(layout)
-    stability = stability_to_pruning(layout)
+    instability = measured(layout)
     folder = layout.report_dir
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
-    analytics = {**masks.as_dict(), "stability_to_pruning": [each.as_dict() for each in stability]}
-    (folder / "masks.json").write_text(json.dumps(analytics, indent=1) + "\n")
     plots = plot(rows, folder, title) if rows else []
-    density = plot_densities(masks, folder, title)
-    return Report(layout, rows, masks, stability, plots + ([density] if density else []))
+    extra = [plot_densities(masks, folder, title), plot_instability(instability, folder, title)]
+    report = Report(
+        layout,
+        rows,
+        masks,
+        stability_to_pruning(layout),
+        instability,
+        rewind_choices(layout),
+        plots + [path for path in extra if path],
+    )
+    (folder / "report.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    for name, record in (
+        ("masks.json", report.analytics()),
+        ("instability.json", report.instability_record()),
+    ):
+        (folder / name).write_text(json.dumps(record, indent=1) + "\n")
+    return report

@@ -163,7 +163,9 @@ def analyse(layout: Layout, replicates: set[int] | None = None) -> MaskAnalytics
 
 def format_overlaps(analytics: MaskAnalytics) -> str:
     """Levels down, overlaps across: the Jaccard index, chance in brackets; then the collapse
-    warnings."""
+    warnings. Nothing when no two masks were compared."""
+    if not analytics.overlaps:
+        return "\n".join(collapse_warnings(analytics))
     kinds = ("levels", "replicates", "methods")
     ordered = sorted(
         analytics.overlaps, key=lambda o: (kinds.index(o.kind), branch_order(o.second))

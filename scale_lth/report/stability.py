@@ -82,7 +82,10 @@ def stability_to_pruning(layout: Layout) -> list[Stability]:
 
 
 def format_stability(found: list[Stability]) -> str:
-    """One line per level: distance and angle, means over replicates."""
+    """One line per level: distance and angle, means over replicates (nothing before level 1
+    is trained)."""
+    if not found:
+        return ""
     lines = ["stability to pruning (level's trained weights vs its source level's, on its mask)"]
     for level in sorted({each.level for each in found}):
         at = [each for each in found if each.level == level]

@@ -52,15 +52,17 @@ def path_errors(
     splits: Mapping[str, Iterable],
     points: int,
     device: torch.device = CPU,
+    distributed: bool = False,
 ) -> dict[str, list[float]]:
     """Each split's classification error at every point of the path, in alpha order (so the
     first entry is ``second``'s error and the last ``first``'s); ``model`` is loaded with each
-    point in turn."""
+    point in turn. With ``distributed`` each split is this rank's shard (see ``evaluate``)."""
     errors: dict[str, list[float]] = {split: [] for split in splits}
     for alpha in path_points(points):
         model.load_state_dict(interpolate(first, second, alpha))
         for split, batches in splits.items():
-            errors[split].append(1.0 - evaluate(model, batches, device)["accuracy"])
+            measured = evaluate(model, batches, device, distributed=distributed)
+            errors[split].append(1.0 - measured["accuracy"])
     return errors
 
 

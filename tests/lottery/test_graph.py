@@ -1,7 +1,7 @@
 """The run graph and the queue that hands its ready runs to slots, against the dependencies
 written out by hand."""
 
-from scale_lth.lottery.graph import RunGraph
+from scale_lth.lottery.graph import Reads, RunGraph
 from scale_lth.lottery.job import Job
 from scale_lth.orchestration.run_queue import WAIT, RunQueue, turns
 from scale_lth.results import Layout, RunKey
@@ -11,7 +11,7 @@ BRANCHES = ["reinit", "random_prune", "snip"]
 
 def lottery(levels=3, pruning="iterative", mode="weights", finished=()) -> RunGraph:
     keys = Job([0], range(levels + 1), BRANCHES).keys()
-    return RunGraph.of(keys, set(finished), pruning, mode)
+    return RunGraph.of(keys, set(finished), Reads(pruning, mode))
 
 
 def test_iterative_tickets_chain_and_each_level_s_baselines_wait_for_the_previous_ticket():

@@ -48,7 +48,7 @@ def test_rewind_checkpoint_is_the_step_k_state_and_a_level_starts_there(smoke_co
 
     result = train_run(
         experiment.store.network(start.weights),
-        experiment.run_data(0),
+        experiment.run_data(RunKey(0, 0)),
         config.training,
         Session(),
         schedule=start.schedule,
@@ -136,7 +136,7 @@ def test_a_run_is_never_resumed_with_another_world_size(smoke_config, tmp_path):
     with pytest.raises(ValueError, match="checkpointed by 1 ranks and cannot resume with 2"):
         train_run(
             stopped.store.network(),
-            stopped.run_data(0),
+            stopped.run_data(RunKey(0, 0)),
             config.training,
             Session(rank=0, world_size=2),
             schedule=stopped.steps.schedule,

@@ -1,0 +1,85 @@
+"""The instability analysis inside the workers ("Linear Mode Connectivity and the LTH"): the
+measurement of the straight path between two copies trained from the same weights under
+different SGD noise, and ``rewinding.step: auto``'s rule that reads those measurements.
+
+A path measurement is a node of the run graph like a training run: it waits for its two copies,
+evaluates ``stability.points`` evenly spaced interpolations of their final weights on the
+training split and every evaluation split (scale_lth.training.interpolation), and writes them
+as its ``metrics.json``. BatchNorm statistics are interpolated with the weights, as in the paper.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+from scale_lth.results import COPIES, Layout, RunKey, stability_branch, stability_part
+from scale_lth.storage import load_torch
+from scale_lth.training.interpolation import instability, path_errors, path_points
+from scale_lth.training.session import Session
+
+CHOICE_SPLITS = ("val", "test", "train")  # the split ``auto`` reads: held-out data first
+
+
+def copies_of(key: RunKey) -> list[RunKey]:
+    """The two copies a path measurement reads."""
+    _, at = stability_part(key.branch)
+    return [RunKey(key.replicate, key.level, stability_branch(copy, at)) for copy in COPIES]
+
+
+def measure_path(
+    layout: Layout,
+    key: RunKey,
+    model,
+    splits: Mapping[str, object],
+    points: int,
+    session: Session,
+) -> None:
+    """Evaluate the path between ``key``'s copies on ``splits`` (each rank its shard) and write
+    the errors and the instability of every split as ``key``'s results."""
+    first, second = copies_of(key)
+    began = time.time()
+    errors = path_errors(
+        model,
+        load_torch(layout.final_path(first)),
+        load_torch(layout.final_path(second)),
+        splits,
+        points,
+        session.device,
+        distributed=session.world_size > 1,
+    )
+    if session.is_chief:
+        _, at = stability_part(key.branch)
+        layout.write_metrics(
+            key,
+            {
+                "replicate": key.replicate,
+                "level": key.level,
+                "at": at,
+                "step": layout.read_metrics(first)["start_step"],
+                "alphas": path_points(points),  # the weight of copy a; 0: copy b's end
+                "errors": errors,
+                "instability": {split: instability(found) for split, found in errors.items()},
+                "trained_from": began,
+                "trained_until": time.time(),
+            },
+        )
+    session.barrier()
+
+
+def choose_rewind(measured: Sequence[Mapping], threshold: float) -> dict:
+    """``rewinding.step: auto``: the earliest candidate whose dense network's instability is
+    below ``threshold`` on the held-out split (val, else test, else train); when none is, the
+    latest candidate, marked not stable. ``measured``: level 0's path measurements."""
+    ordered = sorted(measured, key=lambda found: found["step"])
+    split = next(name for name in CHOICE_SPLITS if name in ordered[0]["instability"])
+    stable = [found for found in ordered if found["instability"][split] < threshold]
+    chosen = stable[0] if stable else ordered[-1]
+    return {
+        "step": chosen["step"],
+        "at": chosen["at"],
+        "stable": bool(stable),
+        "split": split,
+        "threshold": threshold,
+        "instability": {found["at"]: found["instability"][split] for found in ordered},
+    }
