@@ -196,6 +196,14 @@ def prepare_not_enough_disk(case):
     return ["lottery", SMOKE, f"data.path={case.digits_dir}", f"output_root={small}"]
 
 
+def prepare_dense_run_without_points(case):
+    """A finished dense run that saved no weights beyond init, asked for a copy from step 20."""
+    layout = case.experiment()
+    layout.write_metrics(RunKey(0, 0), {"level": 0})
+    torch.save({}, layout.final_path(RunKey(0, 0)))
+    return ["stability", SMOKE, *case.overrides(), "--steps", "20it", "--quiet"]
+
+
 def prepare_imagefolder(case, val_class: str = "cat", *options: str) -> list[str]:
     """An ImageNet-layout folder of one image per split, and the command writing it."""
     from PIL import Image
@@ -280,6 +288,10 @@ CASES = {
         "2",
     ],
     "levels-beyond-config": lambda case: [*case.lottery(), "--levels", "1-3"],
+    "auto-without-candidates": lambda case: case.lottery("rewinding.step=auto"),
+    "stability-without-starts": lambda case: ["stability", SMOKE, *case.overrides()],
+    "stability-bad-steps": lambda case: ["stability", SMOKE, *case.overrides(), "--steps", "1x"],
+    "stability-step-not-saved": prepare_dense_run_without_points,
 }
 
 

@@ -57,10 +57,11 @@ class Report:
 
     @property
     def files(self) -> list[Path]:
-        """What a tracking store keeps of the report: the plots, ``masks.json`` and
-        ``instability.json``."""
+        """What a tracking store keeps of the report: the plots, ``masks.json`` and, once
+        measured, ``instability.json``."""
         folder = self.layout.report_dir
-        return [*self.plots, folder / "masks.json", folder / "instability.json"]
+        measured = [folder / "instability.json"] if self.instability or self.choices else []
+        return [*self.plots, folder / "masks.json", *measured]
 
     def metrics_by_replicate(self) -> dict[int, list[tuple[str, float, int]]]:
         """Each replicate's own mask analytics, stability and instability, ``(name, value,
