@@ -34,6 +34,16 @@ def _config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_schema(args: argparse.Namespace) -> int:
+    from scale_lth.config.reference import markdown, settings
+
+    if args.json:
+        print(json.dumps([dataclasses.asdict(s) for s in settings()], indent=1))
+    else:
+        print(markdown(), end="")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from scale_lth.driver import run_job
     from scale_lth.lottery.job import Job
@@ -368,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(show)
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=_config_show)
+    schema = config_verbs.add_parser(
+        "schema", help="every setting: type, default, rule, identity, help (docs/config.md)"
+    )
+    schema.add_argument("--json", action="store_true", help="print JSON")
+    schema.set_defaults(func=_config_schema)
     return parser
 
 

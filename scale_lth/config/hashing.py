@@ -32,8 +32,8 @@ def non_default_values(config: Any, method: str | None = None, section: str = ""
             nested = non_default_values(value, method, spec.name)
             if nested:
                 values[spec.name] = nested
-        elif owner == method and value != _default(spec):
-            values[spec.name] = _plain(value)
+        elif owner == method and value != default_of(spec):
+            values[spec.name] = plain(value)
     return values
 
 
@@ -61,23 +61,25 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
         if dataclasses.is_dataclass(value):
             flat.update(flatten(value, f"{prefix}{spec.name}."))
         else:
-            flat[f"{prefix}{spec.name}"] = _plain(value)
+            flat[f"{prefix}{spec.name}"] = plain(value)
     return flat
 
 
-def _default(spec: dataclasses.Field) -> Any:
+def default_of(spec: dataclasses.Field) -> Any:
+    """A field's default value (a fresh copy of a mutable one)."""
     if spec.default is not dataclasses.MISSING:
         return spec.default
     return spec.default_factory()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A config value as YAML and JSON write it (durations as text)."""
     if isinstance(value, Duration):
         return str(value)
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in value.items()}
     return value
 
 

@@ -120,7 +120,9 @@ def _coerce(value: Any, hint: Any, source: str, key: str, spec: dataclasses.Fiel
     try:
         converted = _convert(value, hint)
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: '{key}' must be {_describe(hint)}, got {value!r}") from None
+        raise ConfigError(
+            f"{source}: '{key}' must be {describe_type(hint)}, got {value!r}"
+        ) from None
     rule = spec.metadata.get("valid")
     if rule is not None:
         test, wanted = rule
@@ -177,18 +179,19 @@ def _convert(value: Any, hint: Any) -> Any:
     raise TypeError(f"unsupported config type {hint!r}")
 
 
-def _describe(hint: Any) -> str:
+def describe_type(hint: Any) -> str:
+    """A type as the config's messages and reference name it (``a duration like ...``)."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        inner = [_describe(arg) for arg in args if arg is not type(None)]
+        inner = [describe_type(arg) for arg in args if arg is not type(None)]
         return " or ".join(inner + (["null"] if type(None) in args else []))
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args) if len(args) > 1 else repr(args[0])
     if origin is list:
-        return f"a list (each item {_describe(args[0])})"
+        return f"a list (each item {describe_type(args[0])})"
     if origin is dict:
-        return f"a mapping (keys {_describe(args[0])}, values {_describe(args[1])})"
+        return f"a mapping (keys {describe_type(args[0])}, values {describe_type(args[1])})"
     if hint is Duration:
         return "a duration like '90ep' or '5000it'"
     if dataclasses.is_dataclass(hint):
