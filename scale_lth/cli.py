@@ -251,6 +251,27 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from scale_lth.driver import absolute_paths
+    from scale_lth.status import config_of, experiment_status
+
+    target = Path(args.config)
+    if target.is_dir():
+        if args.overrides:
+            raise UserError("overrides apply to a CONFIG, not to an experiment folder")
+        if not (target / "config.yaml").is_file():
+            raise UserError(f"{target} holds no experiment (no config.yaml): name its folder")
+        config, root = config_of(target), target
+    else:
+        config = absolute_paths(load(args.config, args.overrides))
+        root = config.experiment_dir
+    status = experiment_status(config, root)
+    print(json.dumps(status.as_dict(), indent=1) if args.json else "\n".join(status.lines()))
+    return 0
+
+
 def _sync(args: argparse.Namespace) -> int:
     from scale_lth import preflight
     from scale_lth.driver import absolute_paths
@@ -365,6 +386,18 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--images-per-second", type=float, help="measured training images/s per GPU")
     plan.add_argument("--json", action="store_true", help="print JSON")
     plan.set_defaults(func=_plan)
+
+    status = verbs.add_parser(
+        "status",
+        help="what is finished, running, failed and waiting in an experiment, and its cost",
+        description="Reads only the experiment's files: works while it runs and after a crash.",
+    )
+    status.add_argument("config", help="experiment YAML, or an experiment's results folder")
+    status.add_argument(
+        "overrides", nargs="*", metavar="key.sub=value", help="override config values"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=_status)
 
     sync = verbs.add_parser(
         "sync", help="send MLflow what it missed while it was unreachable (kept on disk)"

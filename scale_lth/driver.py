@@ -138,5 +138,7 @@ def report(config: Config, finished: list[RunKey]) -> None:
     print(f"Plots: {', '.join(str(path) for path in written.plots)}")
     if config.tracking.enabled:
         if finished:
-            mlflow_tracker.log_report(config, written.files, written.metrics_by_replicate())
+            mlflow_tracker.log_report(
+                config, written.files, written.metrics_by_replicate(), written.summary_metrics()
+            )
         print(f"MLflow UI: {mlflow_tracker.ui_command(config)}  (then open http://127.0.0.1:5000)")

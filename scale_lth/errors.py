@@ -8,3 +8,9 @@ class UserError(Exception):
 
 class WorkerError(Exception):
     """A run failed inside the workers; the message is that error in one line (exit code 1)."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line: its type and the first line of its message."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")

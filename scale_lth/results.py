@@ -5,10 +5,12 @@ engine).
 
 Where they live: ``<root>/<name>-<hash>/replicate_<r>/level_<l>/<branch>/``. A run folder holds
 ``mask.pt`` (bit-packed; absent for the dense level), ``final.pt`` (the trained weights) and
-``metrics.json``, written last: a run is finished when it has one. The trunk's dense level also
-holds ``init.pt`` (step 0), ``rewind.pt`` (step k) and ``step_<n>.pt`` (the weights at each
-step the instability analysis or ``rewinding.step: auto`` starts copies from), and, with
-``auto``, ``rewind_choice.json`` (the rewind point chosen and why).
+``metrics.json``, written last: a run is finished when it has one. While it trains it keeps
+``heartbeat.json`` (its step, and when), and a run whose attempt failed keeps ``failure.json``.
+The trunk's dense level also holds ``init.pt`` (step 0), ``rewind.pt`` (step k) and
+``step_<n>.pt`` (the weights at each step the instability analysis or ``rewinding.step: auto``
+starts copies from), and, with ``auto``, ``rewind_choice.json`` (the rewind point chosen and
+why).
 
 The instability analysis keeps its own runs beside a level's methods, in
 ``level_<l>/stability/``: two copies trained from the same weights under different SGD noise
@@ -100,6 +102,14 @@ class Layout:
     def metrics_path(self, key: RunKey) -> Path:
         return self.run_dir(key) / "metrics.json"
 
+    def heartbeat_path(self, key: RunKey) -> Path:
+        """Where a training run says how far it is, every ``HEARTBEAT_SECONDS`` or so."""
+        return self.run_dir(key) / "heartbeat.json"
+
+    def failure_path(self, key: RunKey) -> Path:
+        """The error a run's last attempt ended with (removed when it starts again)."""
+        return self.run_dir(key) / "failure.json"
+
     def init_path(self, replicate: int) -> Path:
         return self.run_dir(RunKey(replicate, 0)) / "init.pt"
 
@@ -148,19 +158,23 @@ class Layout:
     def finished(self) -> list[RunKey]:
         """Every finished run of a method (the trunk's and the baselines') under the root, in
         order."""
-        return self._finished("*")
+        return self._holding("metrics.json", "*")
 
     def finished_stability(self) -> list[RunKey]:
         """Every finished copy and path measurement of the instability analysis, in order."""
-        return self._finished(f"{STABILITY}/*")
+        return self._holding("metrics.json", f"{STABILITY}/*")
 
     def every_finished(self) -> list[RunKey]:
         """The methods' finished runs and the instability analysis's."""
         return self.finished() + self.finished_stability()
 
-    def _finished(self, branches: str) -> list[RunKey]:
+    def holding(self, name: str) -> list[RunKey]:
+        """Every run, of a method or the instability analysis, whose folder holds ``name``."""
+        return self._holding(name, "*") + self._holding(name, f"{STABILITY}/*")
+
+    def _holding(self, name: str, branches: str) -> list[RunKey]:
         keys = []
-        for path in self.root.glob(f"replicate_*/level_*/{branches}/metrics.json"):
+        for path in self.root.glob(f"replicate_*/level_*/{branches}/{name}"):
             replicate, level, *branch, _ = path.relative_to(self.root).parts
             keys.append(
                 RunKey(

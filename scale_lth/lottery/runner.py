@@ -20,13 +20,14 @@ import torch
 from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.data import DataInfo, LoaderOptions, eval_batches, train_batches
+from scale_lth.errors import one_line
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.stability import measure_path
 from scale_lth.lottery.starts import Batches, run_start
 from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
 from scale_lth.results import PATH, Layout, Observer, RunKey, stability_part
-from scale_lth.storage import atomic_torch_save
+from scale_lth.storage import atomic_torch_save, atomic_write_json
 from scale_lth.training.loop import RunData, train_run
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints
@@ -126,8 +127,20 @@ class Runner:
         torch.manual_seed(self.store.derived_seed(key, f"/training/rank{self.session.rank}"))
 
     def run(self, key: RunKey) -> None:
+        """Train (or measure) ``key`` unless it is finished; an error it ends with is kept in
+        its folder for `scale-lth status` (and cleared when it starts again)."""
         if self.layout.is_done(key):
             return
+        failure = self.layout.failure_path(key)
+        failure.unlink(missing_ok=True)
+        try:
+            self._run(key)
+        except Exception as error:
+            if self.session.is_chief:
+                atomic_write_json(failure, {"error": one_line(error), "time": time.time()})
+            raise
+
+    def _run(self, key: RunKey) -> None:
         part = stability_part(key.branch)
         if part is not None and part[0] == PATH:
             self.measure_path(key)
@@ -159,6 +172,7 @@ class Runner:
             eval_every=self.steps.eval_every,
             checkpoint_every=self.steps.checkpoint_every,
             on_eval=lambda row: [observer.evaluated(key, row) for observer in self.observers],
+            heartbeat=self.layout.heartbeat_path(key),
         )
         if self.session.is_chief:
             kept = start.mask.num_kept if start.mask is not None else None

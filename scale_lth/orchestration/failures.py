@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from scale_lth.errors import WorkerError
+from scale_lth.errors import WorkerError, one_line
 
 PEER_LOST = ("gloo", "nccl", "connection closed", "connection reset", "broken pipe")
 
@@ -29,11 +29,6 @@ def lost_peer(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return isinstance(error, RuntimeError) and any(sign in text for sign in PEER_LOST)
-
-
-def one_line(error: BaseException) -> str:
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 @dataclass(frozen=True)

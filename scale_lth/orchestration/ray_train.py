@@ -28,11 +28,11 @@ import torch
 
 from scale_lth.config import Config
 from scale_lth.console import say
-from scale_lth.errors import UserError, WorkerError
+from scale_lth.errors import UserError, WorkerError, one_line
 from scale_lth.lottery.graph import RunGraph
 from scale_lth.lottery.runner import Runner
 from scale_lth.lottery.steps import Steps
-from scale_lth.orchestration.failures import FailureFile, one_line
+from scale_lth.orchestration.failures import FailureFile
 from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
 from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
 from scale_lth.orchestration.run_queue import RunQueue, describe, turns

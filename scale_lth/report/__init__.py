@@ -30,7 +30,7 @@ from scale_lth.report.stability import (
     stability_metrics,
     stability_to_pruning,
 )
-from scale_lth.report.table import Row, collect, format_table
+from scale_lth.report.table import Row, collect, curve_metrics, format_table, summary_metrics
 from scale_lth.results import Layout
 
 __all__ = [
@@ -64,17 +64,22 @@ class Report:
         return [*self.plots, folder / "masks.json", *measured]
 
     def metrics_by_replicate(self) -> dict[int, list[tuple[str, float, int]]]:
-        """Each replicate's own mask analytics, stability and instability, ``(name, value,
-        step)``: the level is the step, but the dense instability's is its start step k."""
+        """Each replicate's own curve, mask analytics, stability and instability, ``(name,
+        value, step)``: the level is the step, but the dense instability's is its start step k."""
         replicates = {key.replicate for key in self.layout.finished()}
         return {
-            r: mask_metrics(analyse(self.layout, {r}))
+            r: curve_metrics(self.layout, r)
+            + mask_metrics(analyse(self.layout, {r}))
             + stability_metrics([each for each in self.stability if each.replicate == r])
             + instability_metrics(
                 [each for each in self.instability if each.replicate == r], self.choices.get(r)
             )
             for r in replicates
         }
+
+    def summary_metrics(self) -> list[tuple[str, float, int]]:
+        """The table over replicates, ``(name, value, level)``."""
+        return summary_metrics(self.rows)
 
     def analytics(self) -> dict:
         """``masks.json``: the mask analytics and the stability to pruning."""

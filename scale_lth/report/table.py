@@ -47,6 +47,38 @@ def accuracy_label(rows: list[Row]) -> str:
     return "final test accuracy (val where the data has no test split)"
 
 
+def curve_metrics(layout: Layout, replicate: int) -> list[tuple[str, float, int]]:
+    """One replicate's curve for a tracking store's charts, the level as the step: per method,
+    the final and early-stop accuracy and the fraction of weights remaining
+    (``final_accuracy/<branch>``, ``early_stop_accuracy/<branch>``, ``density/<branch>``); the
+    trunk's level 0 is every method's dense start."""
+    metrics = []
+    for key in layout.finished():
+        if key.replicate != replicate:
+            continue
+        run = layout.read_metrics(key)
+        metrics += [
+            (f"{name}/{key.branch}", run[name], key.level)
+            for name in ("final_accuracy", "early_stop_accuracy", "density")
+        ]
+    return metrics
+
+
+def summary_metrics(rows: list[Row]) -> list[tuple[str, float, int]]:
+    """The report's table for a tracking store, the level as the step: each method's accuracy
+    mean and std over replicates and its weights remaining."""
+    return [
+        metric
+        for row in rows
+        for metric in (
+            (f"accuracy_mean/{row.branch}", row.accuracy_mean, row.level),
+            (f"accuracy_std/{row.branch}", row.accuracy_std, row.level),
+            (f"early_stop_accuracy_mean/{row.branch}", row.early_stop_accuracy_mean, row.level),
+            (f"weights_remaining/{row.branch}", row.weights_remaining, row.level),
+        )
+    ]
+
+
 def collect(layout: Layout) -> list[Row]:
     """Every level and branch with at least one finished replicate, in level order."""
     groups: dict[tuple[int, str], list[dict]] = {}

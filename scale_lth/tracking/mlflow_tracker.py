@@ -58,6 +58,22 @@ def local_store(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+# MLflow 3 opens an experiment of this kind on its training runs and charts, not on the GenAI
+# overview (traces, token usage) it shows an experiment of no kind.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def training_experiment(client, name: str, location: str | None = None) -> str:
+    """The id of the model-training experiment ``name``, made (or marked) as one if needed."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+    for key, value in EXPERIMENT_KIND.items():
+        if found.tags.get(key) != value:
+            client.set_experiment_tag(found.experiment_id, key, value)
+    return found.experiment_id
+
+
 def prepare(config: Config) -> Config:
     """On the driver: fix the tracking URI for every worker and create the MLflow experiment
     (artifacts beside a local SQLite store, in ``mlruns/``)."""
@@ -72,10 +88,8 @@ def prepare(config: Config) -> Config:
     # together) make one of them fail: the first use is serialised.
     lock = store.with_name(f".{store.name}.lock") if store is not None else None
     with exclusive(lock) if lock is not None else contextlib.nullcontext():
-        client = MlflowClient(uri)
-        if client.get_experiment_by_name(name) is None:
-            location = (store.parent / "mlruns").as_uri() if store is not None else None
-            client.create_experiment(name, artifact_location=location)
+        location = (store.parent / "mlruns").as_uri() if store is not None else None
+        training_experiment(MlflowClient(uri), name, location)
     return dataclasses.replace(
         config, tracking=dataclasses.replace(config.tracking, uri=uri, experiment=name)
     )
@@ -353,32 +367,50 @@ def sync(config: Config) -> int:
     return left
 
 
+Metrics = list[tuple[str, float, int]]  # (name, value, step)
+
+
 def log_report(
-    config: Config, paths: list[Path], metrics: dict[int, list[tuple[str, float, int]]]
+    config: Config, files: list[Path], by_replicate: dict[int, Metrics], summary: Metrics
 ) -> None:
-    """Attach the report's files to every trunk (parent) run of the experiment, and log
-    ``metrics[replicate]`` (``(name, value, step)``) on that replicate's; a store that does not
-    answer gets a line, not an error (the report is on disk)."""
+    """Attach the report's files to every trunk (parent) run of the experiment and log each
+    replicate's own metrics (its curve, by level) on its parent; log the table over replicates
+    and the files once more on the experiment's summary run. A store that does not answer gets
+    a line, not an error (the report is on disk)."""
     from mlflow import MlflowClient
-    from mlflow.entities import Metric
 
     try:
         client = MlflowClient(config.tracking.uri)
         experiment = client.get_experiment_by_name(config.tracking.experiment)
         query = f"tags.experiment_hash = '{config.hash}' and tags.run_kind = 'trunk'"
         for run in client.search_runs([experiment.experiment_id], filter_string=query):
-            for path in paths:
-                client.log_artifact(run.info.run_id, str(path), artifact_path="report")
-            logged = [
-                Metric(name, value, 0, step)
-                for name, value, step in metrics.get(int(run.data.tags["replicate"]), [])
-            ]
-            for start in range(0, len(logged), MAX_METRICS_PER_CALL):
-                client.log_batch(
-                    run.info.run_id, metrics=logged[start : start + MAX_METRICS_PER_CALL]
-                )
+            replicate = int(run.data.tags["replicate"])
+            _attach(client, run.info.run_id, files, by_replicate.get(replicate, []))
+        _attach(client, _summary_run(client, experiment.experiment_id, config), files, summary)
     except Exception as error:  # whatever the client meets: the store is away
         say(f"MLflow at {config.tracking.uri} did not take the report ({error})")
+
+
+def _attach(client, run_id: str, paths: list[Path], metrics: Metrics) -> None:
+    from mlflow.entities import Metric
+
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path="report")
+    logged = [Metric(name, value, 0, step) for name, value, step in metrics]
+    for start in range(0, len(logged), MAX_METRICS_PER_CALL):
+        client.log_batch(run_id, metrics=logged[start : start + MAX_METRICS_PER_CALL])
+
+
+def _summary_run(client, experiment_id: str, config: Config) -> str:
+    """The experiment's summary run (the report over every replicate), found by its tags."""
+    tags = {"run_kind": "summary", "summary_of": config.hash}
+    query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
+    found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, tags=tags, run_name=f"{config.name} summary")
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
 
 
 def log_comparison(
@@ -392,8 +424,7 @@ def log_comparison(
 
     try:
         client = MlflowClient(uri)
-        found = client.get_experiment_by_name(experiment_name)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment_name)
+        experiment_id = training_experiment(client, experiment_name)
         tags = {"run_kind": "comparison", "comparison_id": comparison}
         query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
         runs = client.search_runs([experiment_id], filter_string=query, max_results=1)

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from scale_lth.config.schema import TrainingConfig
 from scale_lth.pruning import Mask, MaskedParameters
+from scale_lth.training.heartbeat import Heartbeat
 from scale_lth.training.history import History
 from scale_lth.training.optim import build_optimizer, build_scheduler
 from scale_lth.training.schedule import Schedule
@@ -94,6 +95,7 @@ def train_run(
     eval_every: int = 1,
     checkpoint_every: int = 0,
     on_eval: Callable[[dict[str, float]], None] | None = None,
+    heartbeat: Path | None = None,
 ) -> RunResult:
     """Train ``model`` from ``start_step`` to ``schedule.total`` (plain optimizer steps;
     ``training`` gives the optimizer, precision and loss).
@@ -102,7 +104,8 @@ def train_run(
     reaches them (the rewind point); ``on_eval`` receives every evaluation row on rank 0,
     measured every ``eval_every`` steps and at the end. ``checkpoint_every`` (steps; 0: never)
     sets how often a resumable checkpoint is written into ``run_dir`` (the caller clears them
-    once it has stored the run's results).
+    once it has stored the run's results). Rank 0 keeps ``heartbeat`` (a file) saying how far
+    the run is (scale_lth.training.heartbeat).
     """
     device = session.device
     iterations_per_epoch = len(data.train)
@@ -184,6 +187,7 @@ def train_run(
         if session.is_chief:
             checkpoints.publish(at, session.world_size)
 
+    alive = Heartbeat(heartbeat, step, total) if heartbeat and session.is_chief else None
     clock = time.perf_counter()
     if state is None:
         if step in save_points and session.is_chief:
@@ -215,6 +219,8 @@ def train_run(
             loss_sum += loss.detach()  # read only when measured: no device sync per step
             loss_count += 1
             step += 1
+            if alive is not None:
+                alive.beat(step)
             if step % eval_every == 0 or step == total:
                 measure(step)
             if step in save_points or (checkpoint_every and step % checkpoint_every == 0):

@@ -84,6 +84,19 @@ def test_mlflow_holds_parent_and_child_runs(experiment):
     assert len(parents) == 1 and len(children) == 1 + 2 * 4
     parent = parents[0]
     assert parent.data.tags["experiment_hash"] == config.hash
+    # a model-training experiment: MLflow 3 opens it on the runs, not the GenAI overview
+    assert mlflow_experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # the curve, per method with the level as the step, as the runs on disk hold it
+    for branch in ("main", "snip"):
+        curve = client.get_metric_history(parent.info.run_id, f"final_accuracy/{branch}")
+        levels = (0, 1, 2) if branch == "main" else (1, 2)
+        on_disk = {n: layout.read_metrics(RunKey(0, n, branch))["final_accuracy"] for n in levels}
+        assert {m.step: m.value for m in curve} == pytest.approx(on_disk)
+    (summary,) = [r for r in runs if r.data.tags.get("run_kind") == "summary"]
+    assert summary.data.tags["summary_of"] == config.hash
+    means = client.get_metric_history(summary.info.run_id, "accuracy_mean/reinit")
+    expected = {n: layout.read_metrics(RunKey(0, n, "reinit"))["final_accuracy"] for n in (1, 2)}
+    assert {m.step: m.value for m in means} == pytest.approx(expected)  # one replicate
     assert parent.data.params["training.lr"] == "0.0012"
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
         "report/accuracy.png",
