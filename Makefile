@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # FFCV's build asks pkg-config for opencv4 and libturbojpeg; the SLURM/MariaDB/munge daemons
-# back the launcher tests' single-node cluster.
+# back the launcher tests' single-node cluster; headless Chromium renders the MLflow UI in the
+# browser test.
 APT_PACKAGES := pkg-config libturbojpeg0-dev libopencv-dev python3-venv \
-	slurmctld slurmd slurm-client slurmdbd munge mariadb-server
+	slurmctld slurmd slurm-client slurmdbd munge mariadb-server chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system-packages demo test lint format bench gpu-check clean

@@ -141,4 +141,4 @@ def report(config: Config, finished: list[RunKey]) -> None:
             mlflow_tracker.log_report(
                 config, written.files, written.metrics_by_replicate(), written.summary_metrics()
             )
-        print(f"MLflow UI: {mlflow_tracker.ui_command(config)}  (then open http://127.0.0.1:5000)")
+        print(mlflow_tracker.ui_line(config))

@@ -8,7 +8,10 @@ import pytest
 
 from scale_lth.cli import build_parser, main, parse_levels
 
-VERBS = ["branch", "config", "data", "lottery", "report", "sync", "train"]
+VERBS = [
+    "branch", "compare", "config", "data", "lottery", "plan", "report", "stability", "status",
+    "sync", "train",
+]  # fmt: skip
 SCALE_LTH = Path(sys.executable).with_name("scale-lth")
 SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
 

@@ -226,6 +226,12 @@ class TrackingConfig:
         "", "MLflow tracking URI; empty: MLFLOW_TRACKING_URI or ./mlflow.db", hashed=False
     )
     experiment: str = option("", "MLflow experiment name; empty: the config's name", hashed=False)
+    system_metrics: Literal["auto", "on", "off"] = option(
+        "auto",
+        "MLflow system metrics on each run (CPU, memory, GPU utilisation and memory); auto: "
+        "where runs use GPUs",
+        hashed=False,
+    )
     fallback_uri: str = option(
         "",
         "store used when tracking.uri does not answer at the start (e.g. sqlite:///mlflow.db); "

@@ -49,6 +49,16 @@ def quiet_ray_train_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+# What the workers print reaches a file (a SLURM log, CI) as they printed it: Ray's driver then
+# adds no "(RayTrainWorker pid=...)" prefix, no colour codes, and folds no repeated lines into
+# "[repeated Nx]" (read when ray is imported).
+PLAIN_WORKER_LINES = {
+    "RAY_DISABLE_WORKER_LOG_PREFIX": "1",
+    "RAY_COLOR_PREFIX": "0",
+    "RAY_DEDUP_LOGS": "0",
+}
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """What every Ray Train worker runs: the runs the queue hands its slot, until none is left.
     Under ``scaling.parallelism: ddp`` the worker group is one slot; under ``runs`` each worker
@@ -89,6 +99,8 @@ def connect(config: Config) -> None:
         require_client_token(address)
     if address is None or is_loopback(_host(address)):
         os.environ.update(LOOPBACK_ONLY)  # this driver's own Ray endpoints too
+    if not sys.stdout.isatty():
+        os.environ.update(PLAIN_WORKER_LINES)
     import ray
 
     say(f"Connecting to Ray at {address}" if address else "Starting a local Ray on 127.0.0.1")

@@ -121,15 +121,33 @@ def _value(value: object) -> str:
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
+def watches_system(config: Config) -> bool:
+    """``tracking.system_metrics``: on, off, or (auto) where runs use GPUs."""
+    setting = config.tracking.system_metrics
+    return setting == "on" or (setting == "auto" and config.scaling.use_gpu)
+
+
+def system_monitor(run_id: str, uri: str):
+    """MLflow's sampler of CPU, memory, disk, network and (with NVML) GPU use, started on the
+    run; it logs ``system/...`` metrics every 10 s (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL)."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=10, tracking_uri=uri)
+    monitor.start()
+    return monitor
+
+
 class MlflowWriter:
     """The MLflow calls for tracking events. Each is safe to repeat: a run is found by its tags
     before one is made, an evaluation row at a step already logged is skipped, a finished run
     is left as it is; so events delivered again after a kill or a resume leave each run once."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, watch_system: bool = False) -> None:
         from mlflow import MlflowClient
 
         self.config = config
+        # while its runs train in this process: their system metrics, each run's from its start
+        self.monitors: dict[RunKey, object] | None = {} if watch_system else None
         self.layout = Layout(config.experiment_dir)
         self.client = MlflowClient(config.tracking.uri)
         self.experiment_id = self.client.get_experiment_by_name(
@@ -227,6 +245,8 @@ class MlflowWriter:
         elif self.client.get_run(run_id).info.status != "FINISHED":
             self.client.update_run(run_id, status="RUNNING")
         self.runs[key] = run_id
+        if self.monitors is not None and key not in self.monitors:
+            self.monitors[key] = system_monitor(run_id, self.config.tracking.uri)
 
     def _logged_up_to(self, run_id: str) -> int:
         """The last step with evaluation metrics in the store (-1: none)."""
@@ -255,6 +275,9 @@ class MlflowWriter:
         from mlflow.entities import Metric, RunTag
 
         run_id = self._run(key)
+        monitor = self.monitors.pop(key, None) if self.monitors is not None else None
+        if monitor is not None:
+            monitor.finish()  # its last samples go in before the run ends
         if self.client.get_run(run_id).info.status == "FINISHED":
             return
         step = int(metrics["total_steps"])
@@ -304,7 +327,9 @@ class MlflowTracker(Observer):
             with self.attempts:
                 self.started += 1
             try:
-                self.writer = self.writer or MlflowWriter(self.config)
+                self.writer = self.writer or MlflowWriter(
+                    self.config, watch_system=watches_system(self.config)
+                )
                 self.outbox.deliver(self.writer.send, self.writer.together)
                 self.problem = None
             except Exception as error:  # the store is away: the events stay in the outbox
@@ -454,10 +479,35 @@ def deliver_earlier_events(config: Config) -> None:
         say(f"{left} earlier tracking events are still waiting for MLflow")
 
 
+UI_PORT = 5000  # where `ui_command` serves the UI
+
+
 def ui_command(config: Config) -> str:
     """The one command that opens the MLflow UI on this experiment's store, on loopback."""
     store = local_store(config.tracking.uri)
     if store is None:
         return f"open {config.tracking.uri} in a browser"
     mlflow = Path(sys.executable).with_name("mlflow")
-    return f"{mlflow} ui --backend-store-uri sqlite:///{store} --host 127.0.0.1 --port 5000"
+    return f"{mlflow} ui --backend-store-uri sqlite:///{store} --host 127.0.0.1 --port {UI_PORT}"
+
+
+def experiment_page(base: str, experiment_id: str, charts: bool = False) -> str:
+    """The UI's page of an experiment's training runs (MLflow 3.17 picks its model-training
+    view from the address, ``workflowType``, not from the experiment's kind), or their charts."""
+    view = "&compareRunsMode=CHART" if charts else ""
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning{view}"
+
+
+def ui_line(config: Config) -> str:
+    """What to run and open to see the experiment in the UI."""
+    from mlflow import MlflowClient
+
+    base = f"http://127.0.0.1:{UI_PORT}"
+    if local_store(config.tracking.uri) is None:
+        base = config.tracking.uri.rstrip("/")
+    try:
+        found = MlflowClient(config.tracking.uri).get_experiment_by_name(config.tracking.experiment)
+        page = experiment_page(base, found.experiment_id)
+    except Exception:  # the store is away: its front page, then the experiment by name
+        page = base
+    return f"MLflow UI: {ui_command(config)}  (then open {page})"

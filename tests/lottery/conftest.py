@@ -1,6 +1,8 @@
 """The reference lottery the end-to-end and fault tests compare against: configs/smoke.yaml
 (2 levels, 3 baselines, 2 Ray workers over gloo) run once, uninterrupted, in a fresh folder."""
 
+import os
+
 import pytest
 
 from scale_lth.config import load
@@ -18,7 +20,11 @@ BRANCHES = ["reinit", "random_prune", "snip"]
 def experiment(tmp_path_factory):
     """(working folder, layout, config, completed process) of the uninterrupted lottery."""
     cwd = tmp_path_factory.mktemp("lottery")
-    result = scale_lth(cwd, "lottery", SMOKE, *OVERRIDES, "--quiet")
+    # MLflow's system metrics on CPU too, sampled every second (as on GPUs by default)
+    env = {**os.environ, "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}
+    result = scale_lth(
+        cwd, "lottery", SMOKE, *OVERRIDES, "tracking.system_metrics=on", "--quiet", env=env
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     config = load(SMOKE, OVERRIDES)
     return cwd, Layout(cwd / config.experiment_dir), config, result

@@ -1,7 +1,7 @@
-"""On digits, through `scale-lth lottery` (local Ray, MLflow in a local store): one experiment
-per rewinding mode (weights, lr, finetune), each with every baseline of the registry; then
-`scale-lth compare` overlays them in one table and one plot, names each by what differs in its
-config, and logs both to MLflow."""
+"""On digits, one experiment per rewinding mode (weights, lr, finetune), each with every
+baseline of the registry, trained by the lottery's runner in this process (its run on Ray is
+tested end to end elsewhere); then `scale-lth compare` overlays them in one table and one plot,
+names each by what differs in its config, and logs both to MLflow (a local store)."""
 
 import json
 
@@ -10,11 +10,13 @@ from mlflow import MlflowClient
 
 from scale_lth import methods
 from scale_lth.config import load
+from scale_lth.lottery.job import Job
 from scale_lth.results import Layout, RunKey
 from tests.lottery.conftest import SMOKE
 from tests.processes import scale_lth
+from tests.runs import runner
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
+pytestmark = [pytest.mark.integration]
 
 MODES = ["weights", "lr", "finetune"]
 SHORT = [
@@ -26,13 +28,14 @@ SHORT = [
 
 
 @pytest.fixture(scope="module")
-def three_modes(tmp_path_factory):
+def three_modes(tmp_path_factory, digits_dir):
     cwd = tmp_path_factory.mktemp("modes")
     items = []
     for mode in MODES:
         overrides = [*SHORT, f"rewinding.mode={mode}"]
-        result = scale_lth(cwd, "lottery", SMOKE, *overrides, "--quiet")
-        assert result.returncode == 0, result.stderr[-3000:]
+        where = [f"data.path={digits_dir}", f"output_root={cwd / 'results'}"]  # as compare sees
+        config = load(SMOKE, [*overrides, *where])
+        runner(config).execute(Job.lottery(config))
         items += [SMOKE, *overrides]
     return cwd, items
 

@@ -133,12 +133,16 @@ def test_mlflow_holds_parent_and_child_runs(experiment):
         history = client.get_metric_history(child.info.run_id, "test_accuracy")
         steps = sorted(m.step for m in history)
         assert steps == [row["iteration"] for row in on_disk["history"]]
-        names = set(child.data.metrics)
+        names = {name for name in child.data.metrics if not name.startswith("system/")}
         metric_names = metric_names or names
         assert names == metric_names  # the compare view lines branches up by level
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert ("mask.pt" in artifacts) == (key.level > 0)
     assert {"test_accuracy", "val_loss", "train_loss", "lr", "early_stop_iteration"} <= metric_names
+    # the machine's use, sampled every second while the runs trained
+    sampled = [set(child.data.metrics) for child in children]
+    assert any("system/cpu_utilization_percentage" in names for names in sampled)
+    assert any("system/system_memory_usage_megabytes" in names for names in sampled)
 
 
 def test_report_json_and_plots(experiment):
@@ -176,6 +180,22 @@ def test_report_json_and_plots(experiment):
     assert (layout.root / "report" / "layer_density.png").stat().st_size > 10_000
     assert (layout.root / "report" / "accuracy.png").stat().st_size > 10_000
     assert (layout.root / "report" / "early_stop.png").stat().st_size > 10_000
+
+
+def test_the_console_written_to_a_file_is_plain_lines(experiment):
+    """The lottery's output went to a pipe, as to a SLURM log: no escape codes, no Ray worker
+    prefixes, a line when each run starts, at each evaluation and when it ends."""
+    _, layout, config, result = experiment
+    text = result.stdout + result.stderr
+    assert "\x1b" not in text
+    assert "pid=" not in text
+    for key in layout.finished():
+        steps = [row["iteration"] for row in layout.read_metrics(key)["history"]]
+        total = steps[-1]
+        assert f"[{key}] training at " in result.stdout
+        for step in steps:
+            assert f"[{key}] step {step} of {total}: val acc " in result.stdout
+        assert f"[{key}] done: " in result.stdout
 
 
 def test_rerunning_a_finished_experiment_trains_nothing_and_prints_the_same_table(experiment):

@@ -20,8 +20,10 @@ START_TIMEOUT_S = 120
 
 
 class MlflowServer:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, verb: str = "server") -> None:
+        """``verb``: ``server``, or ``ui`` (the command the README gives for the UI)."""
         self.folder = Path(folder)
+        self.verb = verb
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -32,7 +34,7 @@ class MlflowServer:
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("mlflow")),
-                "server",
+                self.verb,
                 "--host",
                 "127.0.0.1",
                 "--port",
