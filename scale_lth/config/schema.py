@@ -226,9 +226,9 @@ class TrackingConfig:
         "", "MLflow tracking URI; empty: MLFLOW_TRACKING_URI or ./mlflow.db", hashed=False
     )
     experiment: str = option("", "MLflow experiment name; empty: the config's name", hashed=False)
-    system_metrics: Literal["auto", "on", "off"] = option(
-        "auto",
-        "MLflow system metrics on each run (CPU, memory, GPU utilisation and memory); auto: "
+    system_metrics: bool | None = option(
+        None,
+        "MLflow system metrics on each run (CPU, memory, GPU utilisation and memory); none: "
         "where runs use GPUs",
         hashed=False,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -122,9 +123,9 @@ def _value(value: object) -> str:
 
 
 def watches_system(config: Config) -> bool:
-    """``tracking.system_metrics``: on, off, or (auto) where runs use GPUs."""
+    """``tracking.system_metrics``: true, false, or (none) where runs use GPUs."""
     setting = config.tracking.system_metrics
-    return setting == "on" or (setting == "auto" and config.scaling.use_gpu)
+    return config.scaling.use_gpu if setting is None else setting
 
 
 def system_monitor(run_id: str, uri: str):
@@ -132,6 +133,7 @@ def system_monitor(run_id: str, uri: str):
     run; it logs ``system/...`` metrics every 10 s (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL)."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # a line per run else
     monitor = SystemMetricsMonitor(run_id, sampling_interval=10, tracking_uri=uri)
     monitor.start()
     return monitor

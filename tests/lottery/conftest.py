@@ -23,7 +23,7 @@ def experiment(tmp_path_factory):
     # MLflow's system metrics on CPU too, sampled every second (as on GPUs by default)
     env = {**os.environ, "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}
     result = scale_lth(
-        cwd, "lottery", SMOKE, *OVERRIDES, "tracking.system_metrics=on", "--quiet", env=env
+        cwd, "lottery", SMOKE, *OVERRIDES, "tracking.system_metrics=true", "--quiet", env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
     config = load(SMOKE, OVERRIDES)
