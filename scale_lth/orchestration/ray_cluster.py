@@ -11,6 +11,7 @@ the first node, workers on the others) and by the tests' Ray head.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -36,9 +37,17 @@ LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports free now: each is held until all are chosen (closed one by
+    one, the system may hand the same port out twice, and Ray refuses two components on one)."""
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind((host, 0))
+        return [probe.getsockname()[1] for probe in probes]
 
 
 def ray_executable() -> str:
@@ -151,18 +160,18 @@ def start_head(
     a new one in the head's private folder); returns once its GCS answers."""
     temp_dir = _short_temp_dir("head")
     token = token or create_token(temp_dir / "auth_token")
-    gcs, dashboard = free_port(host), free_port(host)
+    gcs, dashboard, client, agent, agent_grpc, metrics, runtime_env = free_ports(7, host)
     arguments = [
         "--head",
         f"--node-ip-address={host}",
         f"--port={gcs}",
         f"--dashboard-host={host}",
         f"--dashboard-port={dashboard}",
-        f"--ray-client-server-port={free_port(host)}",
-        f"--dashboard-agent-listen-port={free_port(host)}",
-        f"--dashboard-agent-grpc-port={free_port(host)}",
-        f"--metrics-export-port={free_port(host)}",
-        f"--runtime-env-agent-port={free_port(host)}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--metrics-export-port={metrics}",
+        f"--runtime-env-agent-port={runtime_env}",
         f"--num-cpus={num_cpus}",
         "--disable-usage-stats",
     ]

@@ -20,16 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from scale_lth.orchestration.ray_cluster import free_port, free_ports
+
 CLUSTER_NAME = "lth"
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 10
 MAX_SOCKET_FOLDER_CHARS = 60  # leaves room for socket names within the 107-byte limit
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_open(port: int) -> bool:
@@ -180,7 +176,7 @@ class SlurmCluster:
         )  # fmt: skip
 
     def write_confs(self) -> None:
-        self.dbd_port, self.ctld_port, self.slurmd_port = free_port(), free_port(), free_port()
+        self.dbd_port, self.ctld_port, self.slurmd_port = free_ports(3)
         # NoInAddrAny: each daemon listens on its configured address (127.0.0.1), not on all
         auth = (
             f"AuthType=auth/munge\nAuthInfo=socket={self.munge_socket}\n"
