@@ -21,7 +21,7 @@ from scale_lth.data.info import info_path
 from scale_lth.lottery.graph import Reads, RunGraph
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.steps import Steps, per_worker_batch, world_size
-from scale_lth.results import PATH, Layout, RunKey, stability_part
+from scale_lth.results import Layout, RunKey, is_path_measurement, stability_part
 
 # Training-split sizes as scale-lth writes them (validation held out of CIFAR-10's and MNIST's
 # training sets), for planning before the data is written.
@@ -41,7 +41,7 @@ def run_steps(config: Config, key: RunKey, steps: Steps) -> int:
     bound)."""
     part = stability_part(key.branch)
     total = steps.schedule.total
-    if part is not None and part[0] == PATH:
+    if is_path_measurement(key.branch):
         return 0
     if part is not None and key.level == 0:
         return total - steps.at(part[1])

@@ -51,6 +51,12 @@ def stability_part(branch: str) -> tuple[str, str] | None:
     return part, at
 
 
+def is_path_measurement(branch: str) -> bool:
+    """Whether a branch is an instability path measurement (it trains nothing)."""
+    part = stability_part(branch)
+    return part is not None and part[0] == PATH
+
+
 def method_of(branch: str) -> str:
     """The method a branch trains (its name less any settings suffix: ``snip-3f9a0c``)."""
     return branch.split("-", 1)[0]

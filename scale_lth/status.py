@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scale_lth.config import Config, load
 from scale_lth.lottery.job import Job
-from scale_lth.results import Layout, RunKey, stability_part
+from scale_lth.results import Layout, RunKey, is_path_measurement
 from scale_lth.storage import load_json
 from scale_lth.training.heartbeat import HEARTBEAT_SECONDS
 from scale_lth.training.state import Checkpoints
@@ -103,7 +103,7 @@ def experiment_status(config: Config, root: Path, now: float | None = None) -> S
         steps = sum(
             (run.total - run.step) if run.step is not None and run.total else typical
             for key, run in zip(keys, runs, strict=True)
-            if run.state != "finished" and not _is_path(key)
+            if run.state != "finished" and not is_path_measurement(key.branch)
         )
         left = steps * per_step / 3600
     unit = "GPU-hours" if config.scaling.use_gpu else "CPU worker-hours"
@@ -114,11 +114,6 @@ def _on_disk(layout: Layout) -> list[RunKey]:
     """Runs whose folders say something: finished, started or failed."""
     markers = ("metrics.json", "heartbeat.json", "failure.json")
     return sorted({key for marker in markers for key in layout.holding(marker)})
-
-
-def _is_path(key: RunKey) -> bool:
-    part = stability_part(key.branch)
-    return part is not None and part[0] == "path"
 
 
 def _state(layout: Layout, key: RunKey, now: float) -> RunState:

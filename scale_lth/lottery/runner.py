@@ -26,7 +26,7 @@ from scale_lth.lottery.stability import measure_path
 from scale_lth.lottery.starts import Batches, run_start
 from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
-from scale_lth.results import PATH, Layout, Observer, RunKey, stability_part
+from scale_lth.results import Layout, Observer, RunKey, is_path_measurement
 from scale_lth.storage import atomic_torch_save, atomic_write_json
 from scale_lth.training.loop import RunData, train_run
 from scale_lth.training.session import Session
@@ -141,8 +141,7 @@ class Runner:
             raise
 
     def _run(self, key: RunKey) -> None:
-        part = stability_part(key.branch)
-        if part is not None and part[0] == PATH:
+        if is_path_measurement(key.branch):
             self.measure_path(key)
             return
         data = self.run_data(key)

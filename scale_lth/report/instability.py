@@ -15,7 +15,14 @@ from pathlib import Path
 
 from scale_lth.pruning import Mask
 from scale_lth.report.stability import distance_and_angle
-from scale_lth.results import COPIES, PATH, Layout, RunKey, stability_branch, stability_part
+from scale_lth.results import (
+    COPIES,
+    Layout,
+    RunKey,
+    is_path_measurement,
+    stability_branch,
+    stability_part,
+)
 from scale_lth.storage import load_json, load_torch
 
 
@@ -55,7 +62,7 @@ def measured(layout: Layout) -> list[Instability]:
     """Every finished path measurement, by level, then step, then replicate."""
     found = []
     for key in layout.finished_stability():
-        if stability_part(key.branch)[0] != PATH:
+        if not is_path_measurement(key.branch):
             continue
         metrics = layout.read_metrics(key)
         distance, angle = copies_distance(layout, key)
