@@ -28,7 +28,7 @@ from scale_lth import models
 from scale_lth.config import load
 from scale_lth.data import LoaderOptions, train_batches
 from scale_lth.pruning import MaskedParameters, magnitude_prune
-from scale_lth.training.loop import autocast
+from scale_lth.training.evaluation import autocast
 from scale_lth.training.optim import build_optimizer
 
 RESULTS = Path(__file__).with_name("results-gpu.json")

@@ -4,7 +4,7 @@ import torch
 
 from scale_lth import models
 from scale_lth.pruning import Mask
-from scale_lth.training.loop import RunData
+from scale_lth.training.loop import Cadence, RunData
 from scale_lth.training.schedule import Schedule
 
 
@@ -48,10 +48,13 @@ def half_mask(model) -> Mask:
     )
 
 
-def plain_steps(training, data) -> dict:
-    """``train_run``'s step counts for ``training`` over ``data``'s epochs (the driver's job)."""
+def plain_steps(training, data, checkpoint_every=0, save_points=None) -> dict:
+    """``train_run``'s step counts for ``training`` over ``data``'s epochs (the driver's job),
+    checkpointing and saving where asked."""
     per_epoch = len(data.train)
-    return {
-        "schedule": Schedule.of(training, per_epoch),
-        "eval_every": training.eval_every.iterations(per_epoch),
-    }
+    cadence = Cadence(
+        eval_every=training.eval_every.iterations(per_epoch),
+        checkpoint_every=checkpoint_every,
+        save_points=save_points or {},
+    )
+    return {"schedule": Schedule.of(training, per_epoch), "cadence": cadence}

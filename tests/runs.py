@@ -9,7 +9,7 @@ from scale_lth.lottery.runner import Runner
 from scale_lth.lottery.steps import Steps
 from scale_lth.pruning import Mask
 from scale_lth.results import RunKey
-from scale_lth.training.loop import evaluate
+from scale_lth.training.evaluation import evaluate
 from scale_lth.training.session import Session
 
 

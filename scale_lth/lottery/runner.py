@@ -28,7 +28,7 @@ from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
 from scale_lth.results import Layout, Observer, RunKey, is_path_measurement
 from scale_lth.storage import atomic_torch_save, atomic_write_json
-from scale_lth.training.loop import RunData, train_run
+from scale_lth.training.loop import Cadence, RunData, train_run
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints
 
@@ -167,9 +167,11 @@ class Runner:
             run_dir=self.layout.run_dir(key),
             mask=start.mask,
             start_step=start.step,
-            save_points=self.store.save_points(key, self.steps),
-            eval_every=self.steps.eval_every,
-            checkpoint_every=self.steps.checkpoint_every,
+            cadence=Cadence(
+                self.steps.eval_every,
+                self.steps.checkpoint_every,
+                self.store.save_points(key, self.steps),
+            ),
             on_eval=lambda row: [observer.evaluated(key, row) for observer in self.observers],
             heartbeat=self.layout.heartbeat_path(key),
         )

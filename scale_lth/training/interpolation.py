@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from scale_lth.training.loop import evaluate
+from scale_lth.training.evaluation import evaluate
 
 State = Mapping[str, torch.Tensor]
 CPU = torch.device("cpu")

@@ -6,38 +6,52 @@ weights are zero before the first step and again after every optimizer step, so 
 pass sees them at exactly 0.0 (see scale_lth.pruning.apply). Every ``checkpoint_every``
 steps a resumable checkpoint is written into the run's folder; a run that finds one there when
 it starts (after a failure, a kill or a requeue) continues from it bit for bit.
+
+``train_run`` reads as its steps: restore, then for each batch a train step, an evaluation
+when one is due, the weights saved where asked, a checkpoint when one is due; a clock counts
+the time in training and evaluation steps only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 
 from scale_lth.config.schema import TrainingConfig
-from scale_lth.pruning import Mask, MaskedParameters
+from scale_lth.pruning import Mask
+from scale_lth.training.clock import Clock
+from scale_lth.training.evaluation import Batch, Evaluator, Row, TrainingLoss
 from scale_lth.training.heartbeat import Heartbeat
 from scale_lth.training.history import History
-from scale_lth.training.optim import build_optimizer, build_scheduler
 from scale_lth.training.schedule import Schedule
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints, TrainingState
+from scale_lth.training.train_step import TrainStep
+
+SavePoint = Callable[[torch.nn.Module, int], None]  # save(model, step), on rank 0
+
+
+class TrainBatches(Protocol):
+    """A run's shuffled training batches: ``len`` batches an epoch, in the order of ``epoch``
+    (set it to read another epoch's order, as a resumed run does)."""
+
+    epoch: int
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Batch]: ...
 
 
 @dataclass
 class RunData:
     """The loaders a run reads: shuffled training batches and evaluation splits by name."""
 
-    train: Iterable
-    evaluation: Mapping[str, Iterable]
+    train: TrainBatches
+    evaluation: Mapping[str, Iterable[Batch]]
 
 
 @dataclass
@@ -47,38 +61,84 @@ class RunResult:
     resumed_from: int | None  # the step a checkpoint brought the run back to, if any
 
 
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16/fp16 autocast on the device, or nothing."""
-    if amp == "none":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+@dataclass(frozen=True)
+class Cadence:
+    """When a run measures, saves and checkpoints, in steps."""
+
+    eval_every: int = 1
+    checkpoint_every: int = 0  # 0: never
+    save_points: Mapping[int, SavePoint] = field(default_factory=dict)
+
+    def evaluates_at(self, step: int, total: int) -> bool:
+        return step % max(1, self.eval_every) == 0 or step == total
+
+    def checkpoints_at(self, step: int, total: int) -> bool:
+        return bool(self.checkpoint_every) and step % self.checkpoint_every == 0 and step < total
+
+    def save(self, model: torch.nn.Module, step: int, session: Session) -> None:
+        """Rank 0 calls the save point at ``step``, if there is one."""
+        if step in self.save_points and session.is_chief:
+            self.save_points[step](model, step)
 
 
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module,
-    batches: Iterable,
-    device: torch.device,
-    amp: str = "none",
-    distributed: bool = False,
-) -> dict[str, float]:
-    """Mean loss and accuracy over every example; with ``distributed``, ``batches`` is this
-    rank's shard and the totals are summed over the process group."""
-    was_training = model.training
-    model.eval()
-    totals = torch.zeros(3, dtype=torch.float64, device=device)
-    for images, labels in batches:
-        with autocast(device, amp):
-            logits = model(images)
-        totals[0] += F.cross_entropy(logits.float(), labels, reduction="sum")
-        totals[1] += (logits.argmax(dim=1) == labels).sum()
-        totals[2] += labels.numel()
-    if distributed:
-        dist.all_reduce(totals)
-    model.train(was_training)
-    loss, correct, count = totals.tolist()
-    return {"loss": loss / count, "accuracy": correct / count}
+def restore(
+    model: torch.nn.Module, checkpoints: Checkpoints, session: Session
+) -> TrainingState | None:
+    """The run's latest checkpoint, if it has one, with its weights loaded into ``model`` and
+    this rank's random state restored."""
+    latest = checkpoints.latest()
+    if latest is None:
+        return None
+    state = TrainingState.read(latest, session.rank)
+    if state.world_size != session.world_size:
+        raise ValueError(
+            f"{checkpoints.run_dir} was checkpointed by {state.world_size} ranks and cannot "
+            f"resume with {session.world_size}: each rank's random state is part of the "
+            "checkpoint"
+        )
+    model.load_state_dict(state.model)
+    return state
+
+
+def batches_from(train: TrainBatches, step: int, total: int) -> Iterator[Batch]:
+    """The training batches of steps ``step + 1`` to ``total``, epoch after epoch, exactly as an
+    uninterrupted run reads them."""
+    per_epoch = len(train)
+    while step < total:
+        train.epoch = step // per_epoch
+        for index, batch in enumerate(train):
+            if index < step % per_epoch:
+                continue
+            yield batch
+            step += 1
+            if step == total:
+                return
+
+
+def checkpoint(
+    checkpoints: Checkpoints,
+    train_step: TrainStep,
+    step: int,
+    history: History,
+    loss: TrainingLoss,
+    seconds: float,
+    session: Session,
+) -> None:
+    """Every rank writes its part of step's checkpoint; then rank 0 makes it the latest."""
+    snapshot = TrainingState(
+        step=step,
+        model=train_step.model.state_dict(),
+        **train_step.states(),
+        history=history.rows,
+        seconds=seconds,
+        world_size=session.world_size,
+        loss_sum=loss.total.detach().cpu(),
+        loss_count=loss.count,
+    )
+    snapshot.write(checkpoints.folder(step), session.rank)
+    session.barrier()
+    if session.is_chief:
+        checkpoints.publish(step, session.world_size)
 
 
 def train_run(
@@ -91,147 +151,54 @@ def train_run(
     run_dir: Path,
     mask: Mask | None = None,
     start_step: int = 0,
-    save_points: Mapping[int, Callable[[torch.nn.Module, int], None]] | None = None,
-    eval_every: int = 1,
-    checkpoint_every: int = 0,
-    on_eval: Callable[[dict[str, float]], None] | None = None,
+    cadence: Cadence = Cadence(),
+    on_eval: Callable[[Row], None] | None = None,
     heartbeat: Path | None = None,
 ) -> RunResult:
     """Train ``model`` from ``start_step`` to ``schedule.total`` (plain optimizer steps;
-    ``training`` gives the optimizer, precision and loss).
-
-    ``save_points`` maps steps to callbacks ``save(model, step)`` run on rank 0 when the run
-    reaches them (the rewind point); ``on_eval`` receives every evaluation row on rank 0,
-    measured every ``eval_every`` steps and at the end. ``checkpoint_every`` (steps; 0: never)
-    sets how often a resumable checkpoint is written into ``run_dir`` (the caller clears them
-    once it has stored the run's results). Rank 0 keeps ``heartbeat`` (a file) saying how far
-    the run is (scale_lth.training.heartbeat).
-    """
-    device = session.device
-    iterations_per_epoch = len(data.train)
+    ``training`` gives the optimizer, precision and loss). ``cadence`` says when to measure a
+    row (handed to ``on_eval`` on rank 0), when to checkpoint into ``run_dir`` (the caller
+    clears the checkpoints once it has stored the run's results) and at which steps to call a
+    save point (rank 0: the rewind point). Rank 0 keeps ``heartbeat`` (a file) saying how far
+    the run is (scale_lth.training.heartbeat)."""
     total = schedule.total
     if not 0 <= start_step <= total:
         raise ValueError(f"start step {start_step} is outside the run's {total} steps")
-    eval_every = max(1, eval_every)
-    save_points = dict(save_points or {})
-
-    model.to(device)
+    model.to(session.device)
     if training.channels_last:
         model.to(memory_format=torch.channels_last)
     checkpoints = Checkpoints(run_dir)
-    latest = checkpoints.latest()
-    state = TrainingState.read(latest, session.rank) if latest is not None else None
-    if state is not None and state.world_size != session.world_size:
-        raise ValueError(
-            f"{run_dir} was checkpointed by {state.world_size} ranks and cannot resume with "
-            f"{session.world_size}: each rank's random state is part of the checkpoint"
-        )
-    if state is not None:
-        model.load_state_dict(state.model)
-    masked = MaskedParameters(model, mask) if mask is not None else None
-    if masked is not None:
-        masked.zero_weights()
-    network = model
-    if session.world_size > 1:
-        device_ids = [device.index] if device.type == "cuda" else None
-        network = DistributedDataParallel(model, device_ids=device_ids)
-    optimizer = build_optimizer(model, training)
+    state = restore(model, checkpoints, session)
+    train_step = TrainStep(model, mask, training, session, schedule, start_step, state)
     step = state.step if state is not None else start_step
-    scheduler = build_scheduler(optimizer, schedule, start_step)
-    scaler = torch.amp.GradScaler(device.type) if training.amp == "fp16" else None
     history = History(list(state.history) if state is not None else [])
-    seconds = state.seconds if state is not None else 0.0
-    if state is not None:
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
-        if scaler is not None and state.scaler is not None:
-            scaler.load_state_dict(state.scaler)
-
-    loss_sum = torch.zeros((), device=device)
-    loss_count = 0
+    loss = TrainingLoss(torch.zeros((), device=session.device))
     if state is not None and state.loss_sum is not None:
-        loss_sum, loss_count = state.loss_sum.to(device), state.loss_count
-
-    untimed = 0.0  # time spent reporting rows (tracking), which is not training
-
-    def measure(at: int) -> None:
-        nonlocal loss_sum, loss_count, untimed
-        train_loss = (loss_sum / loss_count).item() if loss_count else math.nan
-        row = {"iteration": at, "lr": scheduler.get_last_lr()[0], "train_loss": train_loss}
-        for split, batches in data.evaluation.items():
-            measured = evaluate(network, batches, device, training.amp, session.world_size > 1)
-            for name, value in measured.items():
-                row[f"{split}_{name}"] = value
-        history.record(row)
-        loss_sum, loss_count = torch.zeros((), device=device), 0
-        if on_eval is not None and session.is_chief:
-            reporting = time.perf_counter()
-            on_eval(row)
-            untimed += time.perf_counter() - reporting
-
-    def checkpoint(at: int) -> None:
-        snapshot = TrainingState(
-            step=at,
-            model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            scaler=scaler.state_dict() if scaler is not None else None,
-            history=history.rows,
-            seconds=seconds,
-            world_size=session.world_size,
-            loss_sum=loss_sum.detach().cpu(),
-            loss_count=loss_count,
-        )
-        snapshot.write(checkpoints.folder(at), session.rank)
-        session.barrier()
-        if session.is_chief:
-            checkpoints.publish(at, session.world_size)
-
+        loss = TrainingLoss(state.loss_sum.to(session.device), state.loss_count)
+    clock = Clock(state.seconds if state is not None else 0.0)
+    evaluator = Evaluator(
+        train_step.network, data.evaluation, training.amp, session, on_eval, clock
+    )
     alive = Heartbeat(heartbeat, step, total) if heartbeat and session.is_chief else None
-    clock = time.perf_counter()
+
+    clock.start()
     if state is None:
-        if step in save_points and session.is_chief:
-            save_points[step](model, step)
-        measure(step)
-    network.train()
-    while step < total:
-        data.train.epoch = step // iterations_per_epoch
-        skip = step % iterations_per_epoch
-        for index, (images, labels) in enumerate(data.train):
-            if index < skip:
-                continue
-            with autocast(device, training.amp):
-                logits = network(images)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=training.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-            else:
-                loss.backward()
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            if masked is not None:
-                masked.zero_weights()
-            scheduler.step()
-            loss_sum += loss.detach()  # read only when measured: no device sync per step
-            loss_count += 1
-            step += 1
-            if alive is not None:
-                alive.beat(step)
-            if step % eval_every == 0 or step == total:
-                measure(step)
-            if step in save_points or (checkpoint_every and step % checkpoint_every == 0):
-                seconds += time.perf_counter() - clock
-                if step in save_points and session.is_chief:
-                    save_points[step](model, step)
-                if checkpoint_every and step % checkpoint_every == 0 and step < total:
-                    checkpoint(step)
-                clock = time.perf_counter()
-            if step == total:
-                break
-    network.eval()
-    seconds += time.perf_counter() - clock - untimed
-    return RunResult(history, seconds, state.step if state is not None else None)
+        with clock.paused():
+            cadence.save(model, step, session)
+        evaluator.measure(step, train_step.lr, loss, history)
+    train_step.network.train()
+    for images, labels in batches_from(data.train, step, total):
+        loss.add(train_step(images, labels))
+        step += 1
+        if alive is not None:
+            alive.beat(step)
+        if cadence.evaluates_at(step, total):
+            evaluator.measure(step, train_step.lr, loss, history)
+        if step in cadence.save_points or cadence.checkpoints_at(step, total):
+            with clock.paused():
+                cadence.save(model, step, session)
+                if cadence.checkpoints_at(step, total):
+                    checkpoint(checkpoints, train_step, step, history, loss, clock.seconds, session)
+    train_step.network.eval()
+    clock.stop()
+    return RunResult(history, clock.seconds, state.step if state is not None else None)

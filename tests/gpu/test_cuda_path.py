@@ -16,7 +16,8 @@ from torch.nn.parallel import DistributedDataParallel
 from scale_lth import models
 from scale_lth.config import load
 from scale_lth.pruning import MaskedParameters, magnitude_prune, snip_prune, snip_scores
-from scale_lth.training.loop import autocast, evaluate, train_run
+from scale_lth.training.evaluation import autocast, evaluate
+from scale_lth.training.loop import train_run
 from scale_lth.training.optim import build_optimizer
 from scale_lth.training.session import Session
 from tests.batches import half_mask, plain_steps, random_data
@@ -140,10 +141,9 @@ def test_a_gpu_run_resumed_from_its_checkpoint_ends_bitwise_equal(tmp_path, dete
             data,
             training,
             Session(device=CUDA),
-            **plain_steps(training, data),
+            **plain_steps(training, data, checkpoint_every=10),
             run_dir=folder,
             mask=half_mask(model),
-            checkpoint_every=10,
             on_eval=stop,
         )
         return model, result
@@ -179,11 +179,10 @@ def test_a_rewound_gpu_run_starts_at_the_step_k_weights_times_the_mask(tmp_path)
         data,
         training,
         Session(device=CUDA),
-        **plain_steps(training, data),
+        **plain_steps(training, data, save_points={10: capture}),
         run_dir=tmp_path,
         mask=mask,
         start_step=10,
-        save_points={10: capture},
     )
     for name, weights in rewind.items():
         expected = weights * mask[name] if name in mask else weights

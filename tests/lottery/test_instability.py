@@ -12,7 +12,7 @@ from scale_lth.lottery.stability import choose_rewind
 from scale_lth.lottery.starts import run_start
 from scale_lth.pruning import Mask
 from scale_lth.results import RunKey, stability_branch
-from scale_lth.training.loop import evaluate
+from scale_lth.training.evaluation import evaluate
 from tests.runs import runner
 
 SHORT = ["training.duration=60it", "training.eval_every=20it", "pruning.levels=1"]

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from scale_lth.models.cifar_resnet import resnet20
+from scale_lth.training.evaluation import evaluate
 from scale_lth.training.interpolation import instability, interpolate, path_errors, path_points
-from scale_lth.training.loop import evaluate
 
 # x = +1 is class 0, x = -1 class 1
 BATCHES = [(torch.tensor([[1.0], [-1.0]]), torch.tensor([0, 1]))]

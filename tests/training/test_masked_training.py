@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from scale_lth import models
 from scale_lth.config import load
 from scale_lth.pruning import MaskedParameters
-from scale_lth.training.loop import autocast, train_run
+from scale_lth.training.evaluation import autocast
+from scale_lth.training.loop import train_run
 from scale_lth.training.optim import build_optimizer
 from scale_lth.training.session import Session
 from tests.batches import half_mask, plain_steps, random_data

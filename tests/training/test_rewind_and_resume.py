@@ -4,12 +4,16 @@ resumed from its checkpoint ends bitwise equal to an uninterrupted one (CPU, sam
 import pytest
 import torch
 
+from scale_lth import models
+from scale_lth.config import load
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.starts import run_start
 from scale_lth.results import Observer, RunKey
-from scale_lth.training.loop import train_run
+from scale_lth.training import clock
+from scale_lth.training.loop import Cadence, RunData, train_run
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints
+from tests.batches import ListBatches, plain_steps, random_data
 from tests.runs import runner
 
 SCHEDULE = [
@@ -52,11 +56,10 @@ def test_rewind_checkpoint_is_the_step_k_state_and_a_level_starts_there(smoke_co
         config.training,
         Session(),
         schedule=start.schedule,
-        eval_every=experiment.steps.eval_every,
+        cadence=Cadence(experiment.steps.eval_every, save_points={start.step: capture}),
         run_dir=tmp_path / "level_1",
         mask=start.mask,
         start_step=start.step,
-        save_points={start.step: capture},
     )
     for name, weights in rewind["model"].items():
         expected = weights * start.mask[name] if name in start.mask else weights
@@ -145,3 +148,58 @@ def test_a_run_is_never_resumed_with_another_world_size(smoke_config, tmp_path):
     runner(config).execute(Job([0], [0]))
     metrics = stopped.layout.read_metrics(RunKey(0, 0))
     assert metrics["world_size"] == 1 and metrics["per_worker_batch"] == config.data.batch_size
+
+
+class Timeline:
+    """A time source that moves only when told: a training batch takes one second, reporting
+    a row a hundred."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimedBatches(ListBatches):
+    def __init__(self, batches, timeline: Timeline) -> None:
+        super().__init__(batches)
+        self.timeline = timeline
+
+    def __iter__(self):
+        for batch in self.batches:
+            self.timeline.now += 1.0
+            yield batch
+
+
+def test_a_resumed_run_counts_its_training_time_once(tmp_path, monkeypatch):
+    """The recorded seconds are the time in training and evaluation steps: reporting is left
+    out of every stretch, the one a checkpoint records included, so a resumed run counts each
+    step it kept once and no reporting at all."""
+    timeline = Timeline()
+    monkeypatch.setattr(clock, "now", timeline)
+    training = load(None, ["training.duration=20it", "training.eval_every=1it"]).training
+    data = random_data()
+    data = RunData(TimedBatches(data.train.batches, timeline), data.evaluation)  # 5 an epoch
+
+    def report(stop_at=None):
+        def on_eval(row):
+            timeline.now += 100.0
+            if stop_at is not None and row["iteration"] >= stop_at:
+                raise KeyboardInterrupt
+
+        return on_eval
+
+    steps = plain_steps(training, data, checkpoint_every=5)
+
+    def attempt(on_eval):
+        model = models.build("conv2", num_classes=10, in_channels=1, image_size=8)
+        return train_run(
+            model, data, training, Session(), **steps, run_dir=tmp_path, on_eval=on_eval
+        )
+
+    with pytest.raises(KeyboardInterrupt):
+        attempt(report(stop_at=12))  # steps 11 and 12 are lost: the checkpoint is at 10
+    resumed = attempt(report())
+    assert resumed.resumed_from == 10
+    assert resumed.seconds == 20.0  # one second for each of the 20 steps, none for reporting
