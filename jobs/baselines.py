@@ -7,6 +7,7 @@
 import sys
 from pathlib import Path
 
+from scale_lth import methods
 from scale_lth.orchestration.sweep import Task, parser, submit
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -16,7 +17,11 @@ def main(argv=None) -> int:
     made = parser(__doc__.splitlines()[0])
     made.add_argument("--config", default=str(CONFIGS / "imagenet_resnet50.yaml"))
     made.add_argument("--levels", required=True, help="levels like 1-5,8")
-    made.add_argument("--branches", default="reinit,random_prune,snip")
+    made.add_argument(
+        "--branches",
+        default=",".join(methods.baselines()),
+        help="baselines, comma-separated (default: every baseline of the method registry)",
+    )
     args = made.parse_args(argv)
     tasks = [
         Task(["branch", name], options=["--levels", args.levels])

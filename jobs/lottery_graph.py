@@ -16,8 +16,9 @@ import sys
 
 from scale_lth.config import load
 from scale_lth.errors import UserError
-from scale_lth.lottery.graph import source_level
+from scale_lth.lottery.graph import Reads
 from scale_lth.orchestration.sweep import Task, parser, prepare, submit_array, wait_for_all
+from scale_lth.results import RunKey
 
 
 def main(argv=None) -> int:
@@ -43,13 +44,21 @@ def main(argv=None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    reads = Reads.of(config)
     submitted, jobs = [], {}
+
+    def after(keys: list[RunKey]) -> list:
+        """The job of the latest level these runs read (the levels before it come first)."""
+        read = {run.level for key in keys for run in reads(key)}
+        return [jobs[max(read)]] if read else []
+
     for level in levels:
-        after = [jobs[source_level(config.pruning.method, level)]] if level else []
-        [jobs[level]] = submit_array(runner, [trunk[level]], args.config, args, after)
+        ticket = after([RunKey(0, level)])
+        [jobs[level]] = submit_array(runner, [trunk[level]], args.config, args, ticket)
         submitted.append((jobs[level], trunk[level]))
         if baselines.get(level):
-            array = submit_array(runner, baselines[level], args.config, args, after)
+            keys = [RunKey(0, level, config.run_branch(m)) for m in config.baselines.branches]
+            array = submit_array(runner, baselines[level], args.config, args, after(keys))
             submitted += zip(array, baselines[level], strict=True)
     for job, task in submitted:
         print(f"{job.job_id}  {task.command[0]} {task.label()}")

@@ -4,11 +4,9 @@ say what it cost. It drives the lottery engine through orchestration, tracking a
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import yaml
 
@@ -21,23 +19,10 @@ from scale_lth.lottery.job import Job
 from scale_lth.lottery.network import build_network, check_model
 from scale_lth.lottery.steps import Steps
 from scale_lth.orchestration import ray_train
-from scale_lth.progress import ConsoleProgress
+from scale_lth.progress import BarFactory, ConsoleProgress
 from scale_lth.report import write_report
 from scale_lth.results import Layout, Observer, RunKey
 from scale_lth.tracking import mlflow_tracker
-
-
-def absolute_paths(config: Config) -> Config:
-    """Paths resolved against the driver's working folder, as every worker must see them."""
-    data = config.data
-    if data.path:
-        data = dataclasses.replace(data, path=str(Path(data.path).resolve()))
-    return dataclasses.replace(
-        config,
-        output_root=str(Path(config.output_root).resolve()),
-        data_root=str(Path(config.data_root).resolve()),
-        data=data,
-    )
 
 
 def write_config(config: Config) -> None:
@@ -50,9 +35,10 @@ def write_config(config: Config) -> None:
     preflight.write_identity(config)
 
 
-def chief_observers(config: Config, quiet: bool) -> list[Observer]:
-    """What the worker in charge of a run reports to: the console and MLflow."""
-    observers: list[Observer] = [ConsoleProgress(quiet)]
+def chief_observers(config: Config, bars: BarFactory | None) -> list[Observer]:
+    """What the worker in charge of a run reports to: the console (with a progress bar per
+    run from ``bars``, if given) and MLflow."""
+    observers: list[Observer] = [ConsoleProgress(bars)]
     if config.tracking.enabled:
         from scale_lth.tracking.mlflow_tracker import MlflowTracker
 
@@ -64,7 +50,7 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     """Run what ``job`` asks for that is not finished, then report; return the runs this
     call finished."""
     started = time.perf_counter()
-    config = absolute_paths(config)
+    config = config.resolved()
     before = set(Layout(config.experiment_dir).every_finished())
     todo = [key for key in job.keys() if key not in before]
     graph = RunGraph.of(todo, before, Reads.of(config))
@@ -85,7 +71,7 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
         print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train")
         write_config(config)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
-        ray_train.fit(config, graph, steps, partial(chief_observers, config, not bars))
+        ray_train.fit(config, graph, steps, partial(chief_observers, config), bars)
         finished = [key for key in layout.every_finished() if key not in before]
     report(config, finished)
     if finished:
@@ -142,3 +128,16 @@ def report(config: Config, finished: list[RunKey]) -> None:
                 config, written.files, written.metrics_by_replicate(), written.summary_metrics()
             )
         print(mlflow_tracker.ui_line(config))
+
+
+def sync(config: Config) -> int:
+    """Send MLflow every tracking event the experiment kept on disk; 1 if some are left (the
+    store stopped answering), else 0."""
+    preflight.check_tracking(config, mlflow_tracker.tracking_uri(config), fallback=False)
+    config = mlflow_tracker.prepare(config)
+    left = mlflow_tracker.sync(config)
+    if left:
+        print(f"{left} tracking events are still waiting: MLflow stopped answering")
+        return 1
+    print(f"MLflow at {config.tracking.uri} has every tracking event")
+    return 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TICKET = "main"  # the trunk's run folder name (``RunKey.branch``), kept for existing results
+SETTINGS_SEPARATOR = "-"  # between a method and the hash of its own settings: ``snip-3f9a0c``
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,12 @@ METHODS: dict[str, Method] = {
 def start_of(method: str, rewinding_mode: str) -> Start:
     """How a method's runs at levels >= 1 start (the ticket's follows ``rewinding.mode``)."""
     return TICKET_STARTS[rewinding_mode] if method == TICKET else METHODS[method].start
+
+
+def branch(method: str, settings: str = "") -> str:
+    """The folder of a method's runs: the method, then the hash of its own non-default
+    settings, if any (scale_lth.config.hashing.method_hash)."""
+    return f"{method}{SETTINGS_SEPARATOR}{settings}" if settings else method
 
 
 def baselines() -> list[str]:

@@ -14,14 +14,13 @@ import heapq
 from dataclasses import dataclass
 from pathlib import Path
 
-from scale_lth import methods
 from scale_lth.config import Config
 from scale_lth.data import ensure_written
 from scale_lth.data.info import info_path
-from scale_lth.lottery.graph import Reads, RunGraph
+from scale_lth.lottery.graph import Reads, RunGraph, start_of_run
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.steps import Steps, per_worker_batch, world_size
-from scale_lth.results import Layout, RunKey, is_path_measurement, stability_part
+from scale_lth.results import InstabilityRun, Layout, RunKey
 
 # Training-split sizes as scale-lth writes them (validation held out of CIFAR-10's and MNIST's
 # training sets), for planning before the data is written.
@@ -39,16 +38,14 @@ def run_steps(config: Config, key: RunKey, steps: Steps) -> int:
     """The optimizer steps ``key`` trains (a path measurement trains none). With
     ``rewinding.step: auto`` the rewind point is counted as the earliest candidate (an upper
     bound)."""
-    part = stability_part(key.branch)
     total = steps.schedule.total
-    if is_path_measurement(key.branch):
+    if key.measures_path:
         return 0
-    if part is not None and key.level == 0:
-        return total - steps.at(part[1])
-    if key.level == 0:
+    start = start_of_run(key, config.rewinding.mode)
+    if start is None and isinstance(key.kind, InstabilityRun):  # a copy of the dense network
+        return total - steps.at(key.kind.at)
+    if start is None:
         return total
-    method = methods.TICKET if part is not None else key.method
-    start = methods.start_of(method, config.rewinding.mode)
     if start.schedule == "dense_compute":
         total = round(total * config.baselines.scratch_b_max_factor)
     rewind = steps.rewind
@@ -88,7 +85,7 @@ class Plan:
     runs: int
     finished: int
     tickets: int
-    stability: int  # instability copies and path measurements
+    instability: int  # instability copies and path measurements
     gpus_per_run: int
     images_per_second: float  # per GPU
     gpu_hours: float
@@ -99,7 +96,7 @@ class Plan:
     def lines(self, name: str) -> list[str]:
         out = [
             f"{name}: {self.runs} runs to train ({self.tickets} tickets, "
-            f"{self.runs - self.tickets - self.stability} baselines, {self.stability} for "
+            f"{self.runs - self.tickets - self.instability} baselines, {self.instability} for "
             f"instability; {self.finished} finished already), "
             f"{self.gpu_hours:,.1f} GPU-hours at {self.images_per_second:,.0f} images/s per GPU",
             f"critical path: {self.critical_path_runs} runs, {self.critical_path_hours:,.1f} h "
@@ -137,8 +134,8 @@ def plan(config: Config, gpus: list[int], images_per_second: float) -> Plan:
     return Plan(
         runs=len(graph),
         finished=len(finished & set(job.keys())),
-        tickets=sum(key.branch == methods.TICKET for key in graph.waits_for),
-        stability=sum(stability_part(key.branch) is not None for key in graph.waits_for),
+        tickets=sum(key.is_ticket for key in graph.waits_for),
+        instability=sum(key.in_instability for key in graph.waits_for),
         gpus_per_run=per_run,
         images_per_second=images_per_second,
         gpu_hours=sum(images.values()) / images_per_second / 3600,

@@ -30,7 +30,7 @@ from scale_lth.lottery.steps import Steps, iterations_per_epoch, world_size
 from scale_lth.orchestration.ray_auth import require_client_token
 from scale_lth.orchestration.ray_train import worker_groups
 from scale_lth.pruning import Mask
-from scale_lth.results import MAIN, Layout, RunKey, stability_part
+from scale_lth.results import InstabilityRun, Layout, RunKey
 from scale_lth.storage import load_json, load_torch
 from scale_lth.training.state import Checkpoints
 
@@ -65,7 +65,7 @@ def check_data(config: Config, info: DataInfo) -> None:
         )
     starts = [("rewinding.step", rewinding.step)] if rewinding.step != "auto" else []
     starts += [("rewinding.candidates", step) for step in rewinding.candidates]
-    starts += [("stability.steps", step) for step in config.stability.steps]
+    starts += [("instability.steps", step) for step in config.instability.steps]
     for key, step in starts:
         if step.iterations(per_epoch) >= total:
             raise ConfigError(
@@ -124,7 +124,7 @@ def check_results(
         folder = layout.run_dir(key)
         if layout.is_done(key):
             layout.read_metrics(key)
-            if key.branch == MAIN:
+            if key.is_ticket:
                 load_torch(layout.final_path(key), weights_only=False, mmap=True)
         mask_path = layout.mask_path(key)
         if mask_path.is_file():
@@ -160,14 +160,14 @@ def check_saved_points(layout: Layout, keys: Iterable[RunKey], steps: Steps) -> 
     """The dense run saves the weights instability copies start from while it trains: a copy
     to train from a step it finished without saving cannot start."""
     for key in keys:
-        part = stability_part(key.branch)
-        if part is None or key.level > 0 or layout.is_done(key):
+        kind = key.kind
+        if not isinstance(kind, InstabilityRun) or key.level > 0 or layout.is_done(key):
             continue
-        path = layout.point_path(key.replicate, steps.at(part[1]))
+        path = layout.point_path(key.replicate, steps.at(kind.at))
         if layout.is_done(RunKey(key.replicate, 0)) and not path.is_file():
             raise UserError(
                 f"the dense run of replicate {key.replicate} finished without saving its "
-                f"weights at {part[1]} (it saves them only while it trains): measure from "
+                f"weights at {kind.at} (it saves them only while it trains): measure from "
                 "steps it saved (its step_*.pt files), or move "
                 f"{layout.run_dir(RunKey(key.replicate, 0))} away to train it again"
             )

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from scale_lth.console import say
 from scale_lth.results import Observer, RunKey
+
+
+class Bar(Protocol):
+    """A progress bar, as tqdm's."""
+
+    def set_description(self, description: str) -> None: ...
+
+    def update(self, steps: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+BarFactory = Callable[[str, int], Bar]  # (description, total steps) -> a new bar
 
 
 def describe(metrics: dict) -> str:
@@ -28,22 +44,21 @@ def measured(row: dict[str, float]) -> str:
 
 class ConsoleProgress(Observer):
     """Prints where the experiment is: a line when a run starts and when it ends with its
-    result; in between, a progress bar per run (inside Ray workers the bar is Ray's tqdm, drawn
-    by the driver) or, when ``quiet`` (output to a file), a line per evaluation."""
+    result; in between, a progress bar per run from ``bars`` (tqdm's in a process, Ray's inside
+    Ray workers, drawn by the driver) or, without ``bars`` (output to a file), a line per
+    evaluation."""
 
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.bar = None
+    def __init__(self, bars: BarFactory | None = None) -> None:
+        self.bars = bars
+        self.bar: Bar | None = None
         self.position = 0
         self.total = 0
 
     def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
         say(f"[{key}] training at {density * 100:.3f}% weights remaining")
         self.total = total_steps
-        if not self.quiet:
-            from ray.experimental.tqdm_ray import tqdm
-
-            self.bar = tqdm(desc=f"{key.run_id}", total=total_steps, unit="it")
+        if self.bars is not None:
+            self.bar = self.bars(key.run_id, total_steps)
             self.position = 0
 
     def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
@@ -61,3 +76,10 @@ class ConsoleProgress(Observer):
             self.bar.close()
             self.bar = None
         say(f"[{key}] done: {describe(metrics)}")
+
+
+def plain_bar(description: str, total: int) -> Bar:
+    """A progress bar in this process (tqdm's)."""
+    from tqdm import tqdm
+
+    return tqdm(desc=description, total=total, unit="it")

@@ -5,15 +5,14 @@ the compute spent, and an estimate of what is left from the finished runs' cost 
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scale_lth.config import Config, load
+from scale_lth.config import Config
 from scale_lth.lottery.job import Job
-from scale_lth.results import Layout, RunKey, is_path_measurement
+from scale_lth.results import Layout, RunKey
 from scale_lth.storage import load_json
 from scale_lth.training.heartbeat import HEARTBEAT_SECONDS
 from scale_lth.training.state import Checkpoints
@@ -75,14 +74,6 @@ class Status:
         return out
 
 
-def config_of(root: Path) -> Config:
-    """The config an experiment folder was written with (its ``config.yaml``)."""
-    import yaml
-
-    flat = yaml.safe_load(Layout(root).config_path.read_text())
-    return load(None, [f"{key}={json.dumps(value)}" for key, value in flat.items()])
-
-
 def experiment_status(config: Config, root: Path, now: float | None = None) -> Status:
     """Every run the experiment's lottery asks for, and every other run found in ``root``."""
     layout = Layout(root)
@@ -103,7 +94,7 @@ def experiment_status(config: Config, root: Path, now: float | None = None) -> S
         steps = sum(
             (run.total - run.step) if run.step is not None and run.total else typical
             for key, run in zip(keys, runs, strict=True)
-            if run.state != "finished" and not is_path_measurement(key.branch)
+            if run.state != "finished" and not key.measures_path
         )
         left = steps * per_step / 3600
     unit = "GPU-hours" if config.scaling.use_gpu else "CPU worker-hours"

@@ -201,7 +201,7 @@ def prepare_dense_run_without_points(case):
     layout = case.experiment()
     layout.write_metrics(RunKey(0, 0), {"level": 0})
     torch.save({}, layout.final_path(RunKey(0, 0)))
-    return ["stability", SMOKE, *case.overrides(), "--steps", "20it", "--quiet"]
+    return ["instability", SMOKE, *case.overrides(), "--steps", "20it", "--quiet"]
 
 
 def prepare_imagefolder(case, val_class: str = "cat", *options: str) -> list[str]:
@@ -289,9 +289,15 @@ CASES = {
     ],
     "levels-beyond-config": lambda case: [*case.lottery(), "--levels", "1-3"],
     "auto-without-candidates": lambda case: case.lottery("rewinding.step=auto"),
-    "stability-without-starts": lambda case: ["stability", SMOKE, *case.overrides()],
-    "stability-bad-steps": lambda case: ["stability", SMOKE, *case.overrides(), "--steps", "1x"],
-    "stability-step-not-saved": prepare_dense_run_without_points,
+    "instability-without-starts": lambda case: ["instability", SMOKE, *case.overrides()],
+    "instability-bad-steps": lambda case: [
+        "instability",
+        SMOKE,
+        *case.overrides(),
+        "--steps",
+        "1x",
+    ],
+    "instability-step-not-saved": prepare_dense_run_without_points,
 }
 
 

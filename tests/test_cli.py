@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from scale_lth.cli import build_parser, main, parse_levels
+from scale_lth.cli import build_parser, main
+from scale_lth.commands import parse_levels
 
 VERBS = [
-    "branch", "compare", "config", "data", "lottery", "plan", "report", "stability", "status",
+    "branch", "compare", "config", "data", "instability", "lottery", "plan", "report", "status",
     "sync", "train",
 ]  # fmt: skip
 SCALE_LTH = Path(sys.executable).with_name("scale-lth")

@@ -28,12 +28,13 @@ def non_default_values(config: Any, method: str | None = None, section: str = ""
             continue
         value = getattr(config, spec.name)
         owner = methods.owner_of(spec.name) if section == "baselines" else None
+        name = spec.metadata.get("identity") or spec.name
         if dataclasses.is_dataclass(value):
             nested = non_default_values(value, method, spec.name)
             if nested:
-                values[spec.name] = nested
+                values[name] = nested
         elif owner == method and value != default_of(spec):
-            values[spec.name] = plain(value)
+            values[name] = plain(value)
     return values
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,12 @@ def load(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
     return config
 
 
+def load_saved(path: Path) -> Config:
+    """The config an experiment was written with (its ``config.yaml``: every setting, flat)."""
+    flat = current_names(yaml.safe_load(Path(path).read_text()) or {})
+    return load(None, [f"{key}={json.dumps(value)}" for key, value in flat.items()])
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file (see configs/ for the shipped ones)")
@@ -73,7 +80,7 @@ def _override(config: Any, dotted: str, value: Any, source: str, prefix: str = "
     head, _, rest = dotted.partition(".")
     fields = {f.name: f for f in dataclasses.fields(config)}
     if head not in fields:
-        raise ConfigError(_unknown_key(source, f"{prefix}{dotted}", head, fields))
+        raise ConfigError(_unknown_key(source, prefix, head, fields, f"{prefix}{dotted}"))
     hint = _hints(type(config))[head]
     current = getattr(config, head)
     if rest:
@@ -96,7 +103,7 @@ def _build(cls: type, tree: Any, source: str, prefix: str) -> Any:
     values = {}
     for key, value in tree.items():
         if key not in fields:
-            raise ConfigError(_unknown_key(source, f"{prefix}{key}", str(key), fields))
+            raise ConfigError(_unknown_key(source, prefix, str(key), fields))
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             values[key] = _build(hint, value, source, prefix=f"{prefix}{key}.")
@@ -105,11 +112,30 @@ def _build(cls: type, tree: Any, source: str, prefix: str) -> Any:
     return cls(**values)
 
 
-def _unknown_key(source: str, dotted: str, key: str, fields: Mapping[str, Any]) -> str:
+# Sections renamed since experiments were first written: old name -> new name.
+RENAMED_SECTIONS = {"stability": "instability"}
+
+
+def current_names(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings saved flat (an experiment's ``config.yaml``), each under its section's
+    current name."""
+    renamed = {}
+    for key, value in flat.items():
+        section, dot, rest = key.partition(".")
+        renamed[f"{RENAMED_SECTIONS.get(section, section)}{dot}{rest}"] = value
+    return renamed
+
+
+def _unknown_key(
+    source: str, section: str, key: str, fields: Mapping[str, Any], dotted: str = ""
+) -> str:
+    """The line for ``key``, unknown in ``section`` (a prefix like ``training.``), as part of
+    ``dotted`` (the whole key written, where it goes deeper)."""
+    if not section and key in RENAMED_SECTIONS:
+        return f"{source}: the section '{key}' is now called '{RENAMED_SECTIONS[key]}': rename it"
     close = difflib.get_close_matches(key, list(fields), n=1)
-    section = dotted[: len(dotted) - len(key)]
     hint = f" (did you mean '{section}{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
-    return f"{source}: unknown key '{dotted}'{hint}"
+    return f"{source}: unknown key '{dotted or section + key}'{hint}"
 
 
 def _hints(cls: type) -> dict[str, Any]:

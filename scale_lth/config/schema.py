@@ -8,6 +8,7 @@ name that method's runs, never the experiment (see scale_lth.config.hashing).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,11 @@ def known_baseline() -> Rule:
     )
 
 
-def option(default, help: str, hashed: bool = True, valid: Rule | None = None):
+def option(default, help: str, hashed: bool = True, valid: Rule | None = None, identity: str = ""):
     """A config field with its help text; ``valid`` is a rule every value must meet (a value
-    in a list or mapping, each one); mutable defaults are copied per instance."""
-    metadata = {"help": help, "hashed": hashed, "valid": valid}
+    in a list or mapping, each one); ``identity``, the name the field is hashed under where it
+    is not its own (a renamed field); mutable defaults are copied per instance."""
+    metadata = {"help": help, "hashed": hashed, "valid": valid, "identity": identity}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -149,7 +151,7 @@ class RewindingConfig:
     step: Duration | Literal["auto"] = option(
         Duration.parse("0it"),
         "rewind point k (0it: original LTH); auto: the earliest of rewinding.candidates where "
-        "the dense network is stable (instability below stability.threshold)",
+        "the dense network is stable (instability below instability.threshold)",
     )
     candidates: list[Duration] = option(
         [], "rewind points rewinding.step: auto chooses from (the dense run saves each)"
@@ -162,7 +164,7 @@ class RewindingConfig:
 
 
 @dataclass(frozen=True)
-class StabilityConfig:
+class InstabilityConfig:
     points: int = option(
         30, "points on the straight path between two copies, endpoints included", valid=at_least(2)
     )
@@ -173,7 +175,7 @@ class StabilityConfig:
     )
     steps: list[Duration] = option(
         [],
-        "steps where the dense run saves its weights for `scale-lth stability` (its --steps)",
+        "steps where the dense run saves its weights for `scale-lth instability` (its --steps)",
         hashed=False,
     )
 
@@ -267,8 +269,10 @@ class Config:
     training: TrainingConfig = option(TrainingConfig(), "optimisation")
     pruning: PruningConfig = option(PruningConfig(), "iterative magnitude pruning")
     rewinding: RewindingConfig = option(RewindingConfig(), "late resetting")
-    stability: StabilityConfig = option(
-        StabilityConfig(), "instability analysis (linear mode connectivity)"
+    instability: InstabilityConfig = option(
+        InstabilityConfig(),
+        "instability analysis (linear mode connectivity)",
+        identity="stability",  # its name when experiments were first hashed: they keep folders
     )
     baselines: BaselinesConfig = option(BaselinesConfig(), "comparisons at each level")
     scaling: ScalingConfig = option(ScalingConfig(), "Ray Train workers")
@@ -283,8 +287,7 @@ class Config:
     def run_branch(self, method: str) -> str:
         """The name of ``method``'s runs: the method, plus a hash of its own settings where
         they differ from the defaults (``snip``, ``snip-3f9a0c``)."""
-        suffix = method_hash(self, method)
-        return f"{method}-{suffix}" if suffix else method
+        return methods.branch(method, method_hash(self, method))
 
     @property
     def experiment_dir(self) -> Path:
@@ -299,3 +302,16 @@ class Config:
     def flat(self) -> dict[str, Any]:
         """Every value as ``section.key -> value``."""
         return flatten(self)
+
+    def resolved(self) -> Config:
+        """Paths resolved against this process's working folder, as every worker and node
+        must see them."""
+        data = self.data
+        if data.path:
+            data = dataclasses.replace(data, path=str(Path(data.path).resolve()))
+        return dataclasses.replace(
+            self,
+            output_root=str(Path(self.output_root).resolve()),
+            data_root=str(Path(self.data_root).resolve()),
+            data=data,
+        )

@@ -23,7 +23,7 @@ from functools import cached_property
 
 from scale_lth import methods
 from scale_lth.config import Config
-from scale_lth.results import COPIES, PATH, RunKey, stability_branch, stability_part
+from scale_lth.results import PATH, RunKey, copies_of, instability_branch
 
 
 def source_level(pruning_method: str, level: int) -> int:
@@ -32,12 +32,24 @@ def source_level(pruning_method: str, level: int) -> int:
     return 0 if pruning_method == "oneshot" else level - 1
 
 
+def start_of_run(key: RunKey, rewinding_mode: str) -> methods.Start | None:
+    """How a run at level >= 1 starts, in the registry's words: its method's start, or for a
+    copy of the instability analysis its level's ticket's. None for the dense level's runs
+    (fresh weights, or a copy from the dense run's weights at a step) and path measurements
+    (they train nothing)."""
+    if key.level == 0 or key.measures_path:
+        return None
+    return methods.start_of(key.method or methods.TICKET, rewinding_mode)
+
+
 def runs_read(start: methods.Start, key: RunKey, pruning_method: str) -> set[RunKey]:
-    """The trunk's runs whose results a run starting as ``start`` at ``key`` reads."""
+    """The trunk's runs whose results a run starting as ``start`` at ``key``
+    reads: its source level's (the mask, and any trained weights) and level 0's (the init or
+    rewind weights) where its start names them."""
     if key.level == 0:
         return set()
     source = RunKey(key.replicate, source_level(pruning_method, key.level))
-    read = {source}  # the mask (every start's needs name it) and any trained weights
+    read = {source}
     if {"init", "rewind"} & set(start.needs):
         read.add(RunKey(key.replicate, 0))
     return read
@@ -45,8 +57,8 @@ def runs_read(start: methods.Start, key: RunKey, pruning_method: str) -> set[Run
 
 @dataclass(frozen=True)
 class Reads:
-    """What each run of one experiment reads: its method's start (scale_lth.methods), or an
-    instability copy's or path measurement's."""
+    """What each run of one experiment reads: the one rule, used by the run graph, the SLURM
+    graph launcher and ``plan``."""
 
     pruning_method: str = "iterative"
     rewinding_mode: str = "weights"
@@ -60,20 +72,21 @@ class Reads:
         return cls(config.pruning.method, rewinding.mode, candidates)
 
     def __call__(self, key: RunKey) -> set[RunKey]:
-        part = stability_part(key.branch)
-        if part is None:
-            start = methods.start_of(key.method, self.rewinding_mode)
-        elif part[0] == PATH:
-            at = part[1]
-            return {RunKey(key.replicate, key.level, stability_branch(c, at)) for c in COPIES}
-        elif key.level == 0:
-            return {RunKey(key.replicate, 0)}  # the dense run saves the copies' weights
-        else:  # a level's copies start as its ticket does
-            start = methods.start_of(methods.TICKET, self.rewinding_mode)
+        if key.measures_path:
+            return set(copies_of(key))
+        start = start_of_run(key, self.rewinding_mode)
+        if start is None:  # the dense level: its copies start from the dense run's weights
+            return {RunKey(key.replicate, 0)} if key.in_instability else set()
         read = runs_read(start, key, self.pruning_method)
-        if self.candidates and key.level > 0 and "rewind" in start.needs:
-            read |= {RunKey(key.replicate, 0, stability_branch(PATH, at)) for at in self.candidates}
+        if self.candidates and "rewind" in start.needs:
+            read |= {
+                RunKey(key.replicate, 0, instability_branch(PATH, at)) for at in self.candidates
+            }
         return read
+
+    def source(self, key: RunKey) -> RunKey:
+        """The trunk run whose trained weights ``key``'s mask is cut from (level >= 1)."""
+        return RunKey(key.replicate, source_level(self.pruning_method, key.level))
 
 
 @dataclass(frozen=True)
@@ -146,4 +159,4 @@ class RunGraph:
         return sorted(ready, key=self._priority)
 
     def _priority(self, key: RunKey) -> tuple[int, bool, int]:
-        return -self.chain[key], key.branch != methods.TICKET, self.position[key]
+        return -self.chain[key], not key.is_ticket, self.position[key]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scale_lth.config import Config
-from scale_lth.results import COPIES, PATH, RunKey, stability_branch
+from scale_lth.results import RunKey, instability_runs
 
 REWIND = "rewind"  # a level's instability copies start from its own rewind point
 
@@ -17,7 +17,7 @@ class Job:
     levels: Sequence[int]
     branches: Sequence[str] = ()
     trunk: bool = True  # train the tickets (False: only branches off an existing trunk)
-    stability: Sequence[tuple[int, str]] = ()  # (level, start): two copies and their path
+    instability_starts: Sequence[tuple[int, str]] = ()  # (level, start): two copies and their path
 
     @classmethod
     def lottery(cls, config: Config) -> Job:
@@ -28,11 +28,15 @@ class Job:
             replicates=range(config.replicates),
             levels=range(config.pruning.levels + 1),
             branches=[config.run_branch(method) for method in config.baselines.branches],
-            stability=[(0, str(step)) for step in config.rewinding.candidates] if automatic else [],
+            instability_starts=[(0, str(step)) for step in config.rewinding.candidates]
+            if automatic
+            else [],
         )
 
     @classmethod
-    def instability(cls, config: Config, steps: Sequence[str], levels: Sequence[int]) -> Job:
+    def instability_analysis(
+        cls, config: Config, steps: Sequence[str], levels: Sequence[int]
+    ) -> Job:
         """The dense network's instability from each of ``steps``, and that of each level in
         ``levels`` (>= 1) from its rewind point: the trunk up to them, no baselines."""
         rewinding = config.rewinding
@@ -41,7 +45,8 @@ class Job:
         return cls(
             replicates=range(config.replicates),
             levels=range(max(levels, default=0) + 1),
-            stability=[(0, step) for step in dense] + [(level, REWIND) for level in levels],
+            instability_starts=[(0, step) for step in dense]
+            + [(level, REWIND) for level in levels],
         )
 
     def keys(self) -> list[RunKey]:
@@ -52,9 +57,6 @@ class Job:
                     keys.append(RunKey(replicate, level))
                 if level > 0:
                     keys += [RunKey(replicate, level, branch) for branch in self.branches]
-                for at in (at for where, at in self.stability if where == level):
-                    keys += [
-                        RunKey(replicate, level, stability_branch(part, at))
-                        for part in (*COPIES, PATH)
-                    ]
+                for at in (at for where, at in self.instability_starts if where == level):
+                    keys += instability_runs(replicate, level, at)
         return keys

@@ -6,7 +6,7 @@ weights at step 0 and at the rewind step k. Level l >= 1 starts as the method re
 level's exact density. A finished run (one with ``metrics.json``) is never redone; an
 interrupted one continues from its latest checkpoint. Step counts come from the driver. The
 instability analysis's copies train here like any run (with a data order of their own), and
-its path measurements are evaluated here (scale_lth.lottery.stability).
+its path measurements are evaluated here (scale_lth.lottery.instability).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.data import DataInfo, LoaderOptions, eval_batches, train_batches
 from scale_lth.errors import one_line
+from scale_lth.lottery.instability import measure_path
 from scale_lth.lottery.job import Job
-from scale_lth.lottery.stability import measure_path
 from scale_lth.lottery.starts import Batches, run_start
 from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
-from scale_lth.results import Layout, Observer, RunKey, is_path_measurement
+from scale_lth.results import Layout, Observer, RunKey
 from scale_lth.storage import atomic_torch_save, atomic_write_json
 from scale_lth.training.loop import Cadence, RunData, train_run
 from scale_lth.training.session import Session
@@ -141,7 +141,7 @@ class Runner:
             raise
 
     def _run(self, key: RunKey) -> None:
-        if is_path_measurement(key.branch):
+        if key.measures_path:
             self.measure_path(key)
             return
         data = self.run_data(key)
@@ -207,7 +207,7 @@ class Runner:
 
     def measure_path(self, key: RunKey) -> None:
         """The errors along the straight path between ``key``'s two copies."""
-        points = self.config.stability.points
+        points = self.config.instability.points
         splits = {"train": self.training_evaluation(), **self.evaluation_data()}
         if self.session.is_chief:
             say(f"[{key}] measuring {points} points between the copies on {', '.join(splits)}")

@@ -10,12 +10,12 @@ from functools import cache
 
 import torch
 
-from scale_lth import methods
+from scale_lth.lottery.graph import start_of_run
 from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
 from scale_lth.models.flops import multiply_accumulates, weight_uses
 from scale_lth.pruning import Mask, random_prune, snip_prune
-from scale_lth.results import MAIN, RunKey, stability_part
+from scale_lth.results import InstabilityRun, RunKey
 from scale_lth.training.schedule import Schedule
 
 Batches = tuple[list[torch.Tensor], list[torch.Tensor]]
@@ -38,15 +38,13 @@ def run_start(
     """How the run ``key`` starts; ``snip_batches`` gives SNIP's minibatches (on the device).
     An instability copy starts as its level's runs do: at level 0 from the dense run's weights
     at its step, at level l >= 1 as the level's ticket."""
-    copy = stability_part(key.branch)
-    if key.level == 0 and copy is not None:
-        step = steps.at(copy[1])
+    start = start_of_run(key, store.config.rewinding.mode)
+    if start is None and isinstance(key.kind, InstabilityRun):  # a copy of the dense network
+        step = steps.at(key.kind.at)
         return RunStart(store.point_weights(key.replicate, step), None, step, steps.schedule)
-    if key.level == 0:  # the dense network, from the replicate's own initialisation
+    if start is None:  # the dense network, from the replicate's own initialisation
         weights = store.fresh_weights(store.replicate_seed(key.replicate))
         return RunStart(weights, None, 0, steps.schedule)
-    method = methods.TICKET if copy is not None else key.method
-    start = methods.start_of(method, store.config.rewinding.mode)
     mask = _mask(store, key, start.mask, snip_batches)
     rewind = cache(lambda: store.rewind_point(key.replicate))  # read only where it is used
     weights = {
@@ -68,7 +66,7 @@ def run_start(
 def _mask(store: StartStore, key: RunKey, kind: str, snip_batches: Callable[[], Batches]) -> Mask:
     ticket = store.ticket_mask(key)
     if kind == "ticket":
-        return store.shared_mask(key, lambda: ticket) if key.branch != MAIN else ticket
+        return ticket if key.is_ticket else store.shared_mask(key, lambda: ticket)
     if kind == "random":
         return store.shared_mask(key, lambda: random_prune(ticket, seed=store.derived_seed(key)))
     init = store.init_weights(key.replicate)

@@ -42,7 +42,7 @@ class Steps:
         training = config.training
         step = config.rewinding.step
         rewind = None if step == "auto" else step.iterations(per_epoch)
-        points = [*config.rewinding.candidates, *config.stability.steps]
+        points = [*config.rewinding.candidates, *config.instability.steps]
         saved = {0, *([rewind] if rewind is not None else [])}
         return cls(
             per_epoch=per_epoch,

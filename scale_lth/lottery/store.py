@@ -20,13 +20,13 @@ from torch import nn
 from scale_lth.config import Config
 from scale_lth.console import say
 from scale_lth.data import DataInfo
-from scale_lth.lottery.graph import source_level
+from scale_lth.lottery.graph import Reads
+from scale_lth.lottery.instability import choose_rewind
 from scale_lth.lottery.network import build_network, layer_rates, pruned_names
 from scale_lth.lottery.pruning import prune_level
-from scale_lth.lottery.stability import choose_rewind
 from scale_lth.lottery.steps import Steps
 from scale_lth.pruning import Mask
-from scale_lth.results import PATH, Layout, RunKey, stability_branch, stability_part
+from scale_lth.results import PATH, InstabilityRun, Layout, RunKey, instability_branch
 from scale_lth.storage import atomic_torch_save, atomic_write_json, load_json, load_torch
 from scale_lth.training.session import Session
 
@@ -37,6 +37,7 @@ class StartStore:
         self.info = info
         self.session = session
         self.layout = Layout(config.experiment_dir)
+        self.reads = Reads.of(config)
         self.probe = self.network()
 
     # ----- seeds and networks -------------------------------------------------------------
@@ -46,7 +47,7 @@ class StartStore:
     def data_seed(self, key: RunKey) -> int:
         """The seed of a run's data order: its replicate's, but a copy of the instability
         analysis has one of its own (its SGD noise)."""
-        if stability_part(key.branch) is None:
+        if not isinstance(key.kind, InstabilityRun):
             return self.replicate_seed(key.replicate)
         return self.derived_seed(key, "/data")
 
@@ -88,18 +89,17 @@ class StartStore:
         if not path.is_file():
             measured = [
                 self.layout.read_metrics(
-                    RunKey(replicate, 0, stability_branch(PATH, str(candidate)))
+                    RunKey(replicate, 0, instability_branch(PATH, str(candidate)))
                 )
                 for candidate in self.config.rewinding.candidates
             ]
-            choice = choose_rewind(measured, self.config.stability.threshold)
+            choice = choose_rewind(measured, self.config.instability.threshold)
             atomic_write_json(path, choice)  # the same content whichever worker writes it
         return load_json(path)
 
     def trained_weights(self, key: RunKey) -> dict[str, torch.Tensor]:
         """The trunk's final weights at the source level of ``key.level``."""
-        source = RunKey(key.replicate, source_level(self.config.pruning.method, key.level))
-        return load_torch(self.layout.final_path(source))
+        return load_torch(self.layout.final_path(self.reads.source(key)))
 
     def save_points(self, key: RunKey, steps: Steps) -> dict[int, Callable[[nn.Module, int], None]]:
         """Level 0's ticket saves its weights at step 0 (init), at the rewind step k and at
@@ -138,9 +138,9 @@ class StartStore:
             names = pruned_names(self.config, self.probe)
             broken = [name for name in names if not torch.isfinite(weights[name]).all()]
             if broken:
-                source = RunKey(key.replicate, source_level(self.config.pruning.method, key.level))
+                source = self.layout.final_path(self.reads.source(key))
                 raise ValueError(
-                    f"{self.layout.final_path(source)} holds NaN or infinite weights "
+                    f"{source} holds NaN or infinite weights "
                     f"({', '.join(broken[:3])}): that run diverged; lower training.lr or "
                     "lengthen training.warmup, then delete that run's folder to train it again"
                 )

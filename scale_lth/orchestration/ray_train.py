@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ from scale_lth.orchestration.failures import FailureFile
 from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
 from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
 from scale_lth.orchestration.run_queue import RunQueue, describe, turns
+from scale_lth.progress import Bar, BarFactory
 from scale_lth.results import Observer
-from scale_lth.training.session import RaySession, Session
+from scale_lth.training.session import Session
 
 
 def quiet_ray_train_logs() -> None:
@@ -59,6 +61,22 @@ PLAIN_WORKER_LINES = {
 }
 
 
+def ray_session() -> Session:
+    """This Ray Train worker's rank, world size and device (inside ``TorchTrainer``)."""
+    import ray.train
+    import ray.train.torch
+
+    context = ray.train.get_context()
+    return Session(context.get_world_rank(), context.get_world_size(), ray.train.torch.get_device())
+
+
+def ray_progress_bar(description: str, total: int) -> Bar:
+    """A progress bar drawn by the driver for a worker's run (Ray's tqdm)."""
+    from ray.experimental.tqdm_ray import tqdm
+
+    return tqdm(desc=description, total=total, unit="it")
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """What every Ray Train worker runs: the runs the queue hands its slot, until none is left.
     Under ``scaling.parallelism: ddp`` the worker group is one slot; under ``runs`` each worker
@@ -71,7 +89,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if failure.recorded():
         return  # an earlier attempt met an error that would only happen again
     quiet_ray_train_logs()
-    session: Session = RaySession()
+    session = ray_session()
     slot = loop_config["group"]
     if config.scaling.parallelism == "runs":
         slot = f"{slot}/{session.rank}"
@@ -79,7 +97,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, config.scaling.cpus_per_worker))
     queue = loop_config["queue"]
     try:
-        observers: list[Observer] = loop_config["observers"]() if session.is_chief else []
+        bars = ray_progress_bar if loop_config["bars"] else None
+        observers: list[Observer] = loop_config["observers"](bars) if session.is_chief else []
         runner = Runner(config, session, loop_config["steps"], observers)
         runner.train(turns(lambda *turn: ray.get(queue.next.remote(*turn)), slot))
     except Exception as error:
@@ -129,10 +148,17 @@ def _use_local_token() -> None:
     use_token(create_token(folder / "auth_token"))
 
 
-def fit(config: Config, graph: RunGraph, steps: Steps, observers) -> None:
+def fit(
+    config: Config,
+    graph: RunGraph,
+    steps: Steps,
+    observers: Callable[[BarFactory | None], list[Observer]],
+    bars: bool,
+) -> None:
     """Train the runs of ``graph`` on as many Ray Train worker groups at once as the cluster
     can place (or ``scaling.concurrent_runs``), each taking ready runs from one queue; wait for
-    all of them."""
+    all of them. The worker in charge of a run reports to ``observers(bars)``, ``bars`` making
+    a progress bar per run (drawn by the driver) where asked, else none."""
     connect(config)  # first: it sets the auth environment that importing ray reads
     import ray
 
@@ -147,7 +173,13 @@ def fit(config: Config, graph: RunGraph, steps: Steps, observers) -> None:
     )
     queue = ray.remote(num_cpus=0)(RunQueue).remote(graph, config.experiment_dir)
     failure = FailureFile(config.experiment_dir / f".worker_failure-{uuid.uuid4().hex}.json")
-    shared = {"config": config, "steps": steps, "observers": observers, "failure": failure}
+    shared = {
+        "config": config,
+        "steps": steps,
+        "observers": observers,
+        "bars": bars,
+        "failure": failure,
+    }
     pool = ThreadPoolExecutor(groups)
     try:
         running = [

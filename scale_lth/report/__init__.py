@@ -1,6 +1,6 @@
 """Tickets against baselines at every sparsity: a table and plots, from the results folder;
 what pruning did to the masks (scale_lth.report.masks), how stable the trunk's trained weights
-are to it (scale_lth.report.stability) and to SGD noise (scale_lth.report.instability)."""
+are to it (scale_lth.report.pruning_stability) and to SGD noise (scale_lth.report.instability)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from scale_lth.report.masks import (
     plot_densities,
 )
 from scale_lth.report.plots import plot
-from scale_lth.report.stability import (
-    Stability,
-    format_stability,
-    stability_metrics,
+from scale_lth.report.pruning_stability import (
+    PruningStability,
+    format_pruning_stability,
+    pruning_stability_metrics,
     stability_to_pruning,
 )
 from scale_lth.report.table import Row, collect, curve_metrics, format_table, summary_metrics
@@ -38,7 +38,7 @@ __all__ = [
     "Row",
     "collect",
     "format_overlaps",
-    "format_stability",
+    "format_pruning_stability",
     "format_table",
     "plot",
     "write_report",
@@ -50,7 +50,7 @@ class Report:
     layout: Layout
     rows: list[Row]
     masks: MaskAnalytics
-    stability: list[Stability]
+    pruning_stability: list[PruningStability]
     instability: list[Instability]
     choices: dict[int, dict]  # ``rewinding.step: auto``'s, by replicate
     plots: list[Path]
@@ -70,7 +70,9 @@ class Report:
         return {
             r: curve_metrics(self.layout, r)
             + mask_metrics(analyse(self.layout, {r}))
-            + stability_metrics([each for each in self.stability if each.replicate == r])
+            + pruning_stability_metrics(
+                [each for each in self.pruning_stability if each.replicate == r]
+            )
             + instability_metrics(
                 [each for each in self.instability if each.replicate == r], self.choices.get(r)
             )
@@ -85,7 +87,7 @@ class Report:
         """``masks.json``: the mask analytics and the stability to pruning."""
         return {
             **self.masks.as_dict(),
-            "stability_to_pruning": [each.as_dict() for each in self.stability],
+            "stability_to_pruning": [each.as_dict() for each in self.pruning_stability],
         }
 
     def instability_record(self) -> dict:
@@ -99,7 +101,7 @@ class Report:
         return {
             "rows": [row.as_dict() for row in self.rows],
             "masks": self.masks.as_dict(),
-            "stability_to_pruning": [each.as_dict() for each in self.stability],
+            "stability_to_pruning": [each.as_dict() for each in self.pruning_stability],
             **self.instability_record(),
         }
 
@@ -109,7 +111,7 @@ class Report:
         parts = [
             format_table(self.rows),
             format_overlaps(self.masks),
-            format_stability(self.stability),
+            format_pruning_stability(self.pruning_stability),
             format_instability(self.instability, self.choices),
         ]
         return "\n".join(part for part in parts if part)

@@ -9,6 +9,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from scale_lth.config import Config
+from scale_lth.config.hashing import identity_keys
+from scale_lth.errors import UserError
 from scale_lth.report.plots import density_axis, lines
 from scale_lth.report.table import Row, accuracy_label, collect
 from scale_lth.results import Layout
@@ -108,5 +111,12 @@ def write_comparison(experiments: list[Compared], folder: Path) -> list[Path]:
     return [summary, plot]
 
 
-def compared(root: Path, computes: dict[str, object]) -> Compared:
-    return Compared(root, computes, collect(Layout(root)))
+def compared(config: Config, root: Path) -> Compared:
+    """The experiment of ``config`` whose results are in ``root``, with the values that take
+    part in its identity; one with no finished run is refused."""
+    flat = config.flat()
+    computes = {key: flat.get(key) for key in sorted(identity_keys(Config))}
+    rows = collect(Layout(root))
+    if not rows:
+        raise UserError(f"no finished runs in {root}: run `scale-lth lottery` on it first")
+    return Compared(root, computes, rows)

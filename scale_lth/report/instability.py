@@ -1,6 +1,6 @@
 """Instability to SGD noise ("Linear Mode Connectivity and the LTH"; "Stabilizing the LTH",
 section 2), read from the instability analysis's path measurements (scale_lth.lottery
-.stability): for each start (the dense network from step k, or a level's subnetwork from its
+.instability): for each start (the dense network from step k, or a level's subnetwork from its
 rewind point), the error barrier on the straight path between two copies trained from it under
 different SGD noise, on every split measured; and the L2 distance and angle between the two
 copies' trained weights (the masked tensors, or the dense network's weight matrices and
@@ -14,15 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from scale_lth.pruning import Mask
-from scale_lth.report.stability import distance_and_angle
-from scale_lth.results import (
-    COPIES,
-    Layout,
-    RunKey,
-    is_path_measurement,
-    stability_branch,
-    stability_part,
-)
+from scale_lth.report.pruning_stability import distance_and_angle
+from scale_lth.results import Layout, RunKey, copies_of
 from scale_lth.storage import load_json, load_torch
 
 
@@ -44,8 +37,7 @@ class Instability:
 
 def copies_distance(layout: Layout, key: RunKey) -> tuple[float, float]:
     """Distance and angle between the two copies of the path measurement ``key``."""
-    _, at = stability_part(key.branch)
-    first, second = (RunKey(key.replicate, key.level, stability_branch(c, at)) for c in COPIES)
+    first, second = copies_of(key)
     a, b = load_torch(layout.final_path(first)), load_torch(layout.final_path(second))
     mask_path = layout.mask_path(first)
     if mask_path.is_file():
@@ -61,8 +53,8 @@ def copies_distance(layout: Layout, key: RunKey) -> tuple[float, float]:
 def measured(layout: Layout) -> list[Instability]:
     """Every finished path measurement, by level, then step, then replicate."""
     found = []
-    for key in layout.finished_stability():
-        if not is_path_measurement(key.branch):
+    for key in layout.finished_instability():
+        if not key.measures_path:
             continue
         metrics = layout.read_metrics(key)
         distance, angle = copies_distance(layout, key)

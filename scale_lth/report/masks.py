@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scale_lth.methods import METHODS
+from scale_lth.methods import METHODS, TICKET
 from scale_lth.pruning import Mask
-from scale_lth.results import MAIN, Layout, RunKey, branch_order, method_of
+from scale_lth.results import Layout, RunKey, branch_order, method_run
 
 
 def jaccard(first: Mask, second: Mask) -> float:
@@ -103,8 +103,8 @@ def _masks(layout: Layout, replicates: set[int] | None) -> dict[RunKey, Mask]:
 def _shares_the_tickets_mask(branch: str) -> bool:
     """The trunk, and methods whose runs use the ticket's own mask (an overlap of 1 by
     definition)."""
-    method = method_of(branch)
-    return method == MAIN or (method in METHODS and METHODS[method].start.mask == "ticket")
+    method = method_run(branch).method
+    return method == TICKET or (method in METHODS and METHODS[method].start.mask == "ticket")
 
 
 def _mean_overlap(pairs: list[tuple[Mask, Mask]]) -> tuple[float, float]:
@@ -133,7 +133,7 @@ def analyse(layout: Layout, replicates: set[int] | None = None) -> MaskAnalytics
             layers.setdefault(name, {})[level] = statistics.fmean(
                 mask.layer_densities()[name] for mask in replicates.values()
             )
-    trunk = {level: kept for (level, branch), kept in by_level_branch.items() if branch == MAIN}
+    trunk = {level: kept for (level, branch), kept in by_level_branch.items() if branch == TICKET}
     for level, replicates in sorted(trunk.items()):
         earlier = trunk.get(level - 1, {})
         pairs = [(earlier[r], replicates[r]) for r in replicates if r in earlier]
@@ -156,7 +156,7 @@ def analyse(layout: Layout, replicates: set[int] | None = None) -> MaskAnalytics
             pairs = [(replicates[r], others[r]) for r in others if r in replicates]
             if pairs:
                 analytics.overlaps.append(
-                    Overlap("methods", level, MAIN, branch, *_mean_overlap(pairs))
+                    Overlap("methods", level, TICKET, branch, *_mean_overlap(pairs))
                 )
     return analytics
 
@@ -213,7 +213,7 @@ def plot_densities(analytics: MaskAnalytics, folder: Path, title: str) -> Path |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    layers = analytics.densities.get(MAIN)
+    layers = analytics.densities.get(TICKET)
     if not layers:
         return None
     names = list(layers)
@@ -243,7 +243,7 @@ def mask_metrics(analytics: MaskAnalytics) -> list[tuple[str, float, int]]:
             metrics.append(("mask_jaccard_previous_level", overlap.jaccard, overlap.level))
         elif overlap.kind == "methods":
             metrics.append((f"mask_jaccard_{overlap.second}", overlap.jaccard, overlap.level))
-    for layer, by_level in analytics.densities.get(MAIN, {}).items():
+    for layer, by_level in analytics.densities.get(TICKET, {}).items():
         metrics.extend(
             (f"layer_density/{layer}", density, level) for level, density in by_level.items()
         )

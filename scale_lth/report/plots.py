@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from scale_lth.methods import TICKET
 from scale_lth.report.table import Row, accuracy_label
-from scale_lth.results import MAIN, branch_label, branch_order
+from scale_lth.results import branch_label, branch_order
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,11 @@ class Line:
 def lines(rows: list[Row], value: str, spread: str | None) -> list[Line]:
     """One line per branch in the registry's order, each starting at the dense network."""
     branches = sorted({r.branch for r in rows}, key=branch_order)
-    dense = [r for r in rows if r.branch == MAIN and r.level == 0]
+    dense = [r for r in rows if r.branch == TICKET and r.level == 0]
     drawn = []
     for branch in branches:
         line = sorted(
-            [r for r in rows if r.branch == branch] + (dense if branch != MAIN else []),
+            [r for r in rows if r.branch == branch] + (dense if branch != TICKET else []),
             key=lambda r: -r.weights_remaining,
         )
         scale = 100 if "accuracy" in value else 1

@@ -1,8 +1,8 @@
 """Where a training worker runs: its rank, the number of ranks, its device.
 
-``RaySession`` is the real one inside Ray Train's ``TorchTrainer`` (Ray owns the process
-group: gloo on CPU, NCCL on GPU). The base ``Session`` is a single process with no process
-group, for tests and debugging.
+A plain ``Session`` is a single process with no process group (in-process runs, tests); the
+orchestration layer makes one for each Ray Train worker (Ray owns the process group: gloo on
+CPU, NCCL on GPU; scale_lth.orchestration.ray_train.ray_session).
 """
 
 from __future__ import annotations
@@ -27,16 +27,3 @@ class Session:
     def barrier(self) -> None:
         if self.world_size > 1 and dist.is_initialized():
             dist.barrier()
-
-
-class RaySession(Session):
-    """A Ray Train worker (inside ``TorchTrainer``'s ``train_loop_per_worker``)."""
-
-    def __init__(self) -> None:
-        import ray.train
-        import ray.train.torch
-
-        context = ray.train.get_context()
-        super().__init__(
-            context.get_world_rank(), context.get_world_size(), ray.train.torch.get_device()
-        )

@@ -4,7 +4,7 @@ written out by hand."""
 from scale_lth.lottery.graph import Reads, RunGraph
 from scale_lth.lottery.job import Job
 from scale_lth.orchestration.run_queue import WAIT, RunQueue, turns
-from scale_lth.results import Layout, RunKey, stability_branch
+from scale_lth.results import Layout, RunKey, instability_branch
 
 BRANCHES = ["reinit", "random_prune", "snip"]
 
@@ -26,17 +26,19 @@ def test_iterative_tickets_chain_and_each_level_s_baselines_wait_for_the_previou
 
 
 def test_instability_copies_wait_for_their_start_and_auto_rewinding_for_the_measurements():
-    job = Job([0], range(3), BRANCHES, stability=[(0, "0it"), (0, "5it"), (1, "rewind")])
+    job = Job([0], range(3), BRANCHES, instability_starts=[(0, "0it"), (0, "5it"), (1, "rewind")])
     graph = RunGraph.of(job.keys(), set(), Reads(candidates=("0it", "5it")))
-    paths = {RunKey(0, 0, stability_branch("path", at)) for at in ("0it", "5it")}
+    paths = {RunKey(0, 0, instability_branch("path", at)) for at in ("0it", "5it")}
     for at in ("0it", "5it"):  # the dense run saves the copies' weights; the path reads both
-        copies = {RunKey(0, 0, stability_branch(part, at)) for part in "ab"}
+        copies = {RunKey(0, 0, instability_branch(part, at)) for part in "ab"}
         assert all(graph.waits_for[copy] == {RunKey(0, 0)} for copy in copies)
-        assert graph.waits_for[RunKey(0, 0, stability_branch("path", at))] == copies
+        assert graph.waits_for[RunKey(0, 0, instability_branch("path", at))] == copies
     # every run from the rewind point waits for the measurements it is chosen from
     assert graph.waits_for[RunKey(0, 1)] == {RunKey(0, 0)} | paths
     assert graph.waits_for[RunKey(0, 1, "random_prune")] == {RunKey(0, 0)} | paths
-    assert graph.waits_for[RunKey(0, 1, stability_branch("a", "rewind"))] == {RunKey(0, 0)} | paths
+    assert (
+        graph.waits_for[RunKey(0, 1, instability_branch("a", "rewind"))] == {RunKey(0, 0)} | paths
+    )
     assert graph.waits_for[RunKey(0, 2, "reinit")] == {RunKey(0, 1)}  # fresh weights, step 0
     path = graph.critical_path()
     assert path[0] == RunKey(0, 0) and path[-2:] == [RunKey(0, 1), RunKey(0, 2)]

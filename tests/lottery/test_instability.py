@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
+from scale_lth.lottery.instability import choose_rewind
 from scale_lth.lottery.job import Job
-from scale_lth.lottery.stability import choose_rewind
 from scale_lth.lottery.starts import run_start
 from scale_lth.pruning import Mask
-from scale_lth.results import RunKey, stability_branch
+from scale_lth.results import RunKey, instability_branch
 from scale_lth.training.evaluation import evaluate
 from tests.runs import runner
 
@@ -19,11 +19,11 @@ SHORT = ["training.duration=60it", "training.eval_every=20it", "pruning.levels=1
 
 
 def copies(level: int, at: str) -> list[RunKey]:
-    return [RunKey(0, level, stability_branch(part, at)) for part in ("a", "b")]
+    return [RunKey(0, level, instability_branch(part, at)) for part in ("a", "b")]
 
 
 def test_the_two_copies_start_from_the_same_weights_and_read_different_orders(smoke_config):
-    experiment = runner(smoke_config(*SHORT, "stability.steps=[20it]"))
+    experiment = runner(smoke_config(*SHORT, "instability.steps=[20it]"))
     experiment.execute(Job([0], [0]))
     saved = torch.load(experiment.layout.point_path(0, 20))
     starts = [run_start(experiment.store, key, experiment.steps, None) for key in copies(0, "20it")]
@@ -49,12 +49,12 @@ def test_the_two_copies_start_from_the_same_weights_and_read_different_orders(sm
 def test_the_path_ends_are_the_copies_own_errors_and_its_barrier_is_the_instability(
     smoke_config,
 ):
-    config = smoke_config(*SHORT, "stability.points=5", "stability.steps=[20it]")
+    config = smoke_config(*SHORT, "instability.points=5", "instability.steps=[20it]")
     experiment = runner(config)
-    experiment.execute(Job.instability(config, ["20it"], [1]))
+    experiment.execute(Job.instability_analysis(config, ["20it"], [1]))
     layout = experiment.layout
     for level, at in ((0, "20it"), (1, "rewind")):
-        path = layout.read_metrics(RunKey(0, level, stability_branch("path", at)))
+        path = layout.read_metrics(RunKey(0, level, instability_branch("path", at)))
         first, second = copies(level, at)
         assert path["alphas"] == [0, 0.25, 0.5, 0.75, 1]
         assert path["step"] == 20 if level == 0 else 10  # smoke.yaml rewinds to 10it
@@ -107,15 +107,15 @@ def test_an_auto_lottery_rewinds_to_the_chosen_candidate(smoke_config):
         *SHORT,
         "rewinding.step=auto",
         "rewinding.candidates=[0it,20it]",
-        "stability.threshold=1e-9",
-        "stability.points=3",
+        "instability.threshold=1e-9",
+        "instability.points=3",
     )
     experiment = runner(config)
     experiment.execute(Job.lottery(config))
     layout = experiment.layout
     choice = experiment.store.rewind_choice(0)
     measured = {
-        at: layout.read_metrics(RunKey(0, 0, stability_branch("path", at)))["instability"]["val"]
+        at: layout.read_metrics(RunKey(0, 0, instability_branch("path", at)))["instability"]["val"]
         for at in ("0it", "20it")
     }
     assert choice["instability"] == measured and all(v > 1e-9 for v in measured.values())

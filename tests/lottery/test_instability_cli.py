@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from scale_lth.config import load
 from scale_lth.pruning import Mask
-from scale_lth.results import Layout, RunKey, stability_branch
+from scale_lth.results import Layout, RunKey, instability_branch
 from tests.conftest import CONFIGS
 from tests.processes import scale_lth
 
@@ -41,7 +41,7 @@ OVERRIDES = [
 
 
 def test_stability_measures_each_start_and_auto_rewinds_where_the_network_is_stable(tmp_path):
-    arguments = ["stability", DIGITS, *OVERRIDES, "--steps", "0it,100it", "--levels", "1"]
+    arguments = ["instability", DIGITS, *OVERRIDES, "--steps", "0it,100it", "--levels", "1"]
     result = scale_lth(tmp_path, *arguments, "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     config = load(DIGITS, OVERRIDES)
@@ -61,9 +61,9 @@ def test_stability_measures_each_start_and_auto_rewinds_where_the_network_is_sta
         assert sorted(dense) == [0, 100]
         for step, measured in dense.items():
             for split, errors in measured["errors"].items():
-                assert len(errors) == config.stability.points
+                assert len(errors) == config.instability.points
                 assert measured["instability"][split] == pytest.approx(barrier(errors))
-            a, b = (RunKey(replicate, 0, stability_branch(part, f"{step}it")) for part in "ab")
+            a, b = (RunKey(replicate, 0, instability_branch(part, f"{step}it")) for part in "ab")
             assert layout.read_metrics(a)["start_step"] == step
             ends = [torch.load(layout.final_path(copy)) for copy in (a, b)]
             names = [n for n, t in ends[0].items() if t.dim() > 1]
@@ -74,7 +74,9 @@ def test_stability_measures_each_start_and_auto_rewinds_where_the_network_is_sta
         assert logged == pytest.approx({k: m["instability"]["test"] for k, m in dense.items()})
 
         # auto: the earliest candidate below the threshold on val, else the latest
-        below = [k for k in (0, 100) if dense[k]["instability"]["val"] < config.stability.threshold]
+        below = [
+            k for k in (0, 100) if dense[k]["instability"]["val"] < config.instability.threshold
+        ]
         chosen = below[0] if below else 100
         assert f"rewinding.step auto, replicate {replicate}: step {chosen} " in result.stdout
         assert layout.read_metrics(RunKey(replicate, 1))["start_step"] == chosen

@@ -25,11 +25,12 @@ from scale_lth import models
 from scale_lth.cli import main
 from scale_lth.config import load
 from scale_lth.data import DataInfo
-from scale_lth.driver import absolute_paths, check
+from scale_lth.driver import check
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.runner import Runner
+from scale_lth.methods import TICKET
 from scale_lth.pruning import Mask
-from scale_lth.results import MAIN, RunKey
+from scale_lth.results import RunKey
 from scale_lth.training.session import Session
 from tests.conftest import CONFIGS
 from tests.formats import write_cifar, write_mnist, write_photo_imagefolder
@@ -160,8 +161,8 @@ def check_starts(runner: Runner, levels: int) -> None:
         ticket = Mask.load(layout.mask_path(RunKey(0, level)))
         for key in [k for k in layout.finished() if k.level == level]:
             metrics = layout.read_metrics(key)
-            own = Mask.load(layout.mask_path(key)) if key.branch != MAIN else ticket
-            if key.method == MAIN:  # IMP, weight rewinding: step-k weights x the ticket
+            own = Mask.load(layout.mask_path(key)) if not key.is_ticket else ticket
+            if key.method == TICKET:  # IMP, weight rewinding: step-k weights x the ticket
                 weights, step = rewind["model"], rewind["step"]
                 assert own == ticket
             elif key.method in ("reinit", "scratch_b"):  # fresh weights x the ticket's mask
@@ -200,7 +201,7 @@ def check_early_stop(runner: Runner) -> None:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[path.stem for path in SHIPPED])
 def test_a_shipped_config_runs_end_to_end(path, datasets, tmp_path):
-    config = absolute_paths(load(path, shrunk(path, datasets, tmp_path / "results")))
+    config = load(path, shrunk(path, datasets, tmp_path / "results")).resolved()
     branches = [config.run_branch(method) for method in config.baselines.branches]
     job = Job([0], range(config.pruning.levels + 1), branches)
     config, layout, steps = check(config, job)

@@ -3,7 +3,7 @@ measurement of the straight path between two copies trained from the same weight
 different SGD noise, and ``rewinding.step: auto``'s rule that reads those measurements.
 
 A path measurement is a node of the run graph like a training run: it waits for its two copies,
-evaluates ``stability.points`` evenly spaced interpolations of their final weights on the
+evaluates ``instability.points`` evenly spaced interpolations of their final weights on the
 training split and every evaluation split (scale_lth.training.interpolation), and writes them
 as its ``metrics.json``. BatchNorm statistics are interpolated with the weights, as in the paper.
 """
@@ -13,18 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
-from scale_lth.results import COPIES, Layout, RunKey, stability_branch, stability_part
+from scale_lth.results import InstabilityRun, Layout, RunKey, copies_of
 from scale_lth.storage import load_torch
 from scale_lth.training.interpolation import instability, path_errors, path_points
 from scale_lth.training.session import Session
 
 CHOICE_SPLITS = ("val", "test", "train")  # the split ``auto`` reads: held-out data first
-
-
-def copies_of(key: RunKey) -> list[RunKey]:
-    """The two copies a path measurement reads."""
-    _, at = stability_part(key.branch)
-    return [RunKey(key.replicate, key.level, stability_branch(copy, at)) for copy in COPIES]
 
 
 def measure_path(
@@ -37,6 +31,9 @@ def measure_path(
 ) -> None:
     """Evaluate the path between ``key``'s copies on ``splits`` (each rank its shard) and write
     the errors and the instability of every split as ``key``'s results."""
+    kind = key.kind
+    if not isinstance(kind, InstabilityRun) or not kind.measures_path:
+        raise ValueError(f"{key} measures no path")
     first, second = copies_of(key)
     began = time.time()
     errors = path_errors(
@@ -49,13 +46,12 @@ def measure_path(
         distributed=session.world_size > 1,
     )
     if session.is_chief:
-        _, at = stability_part(key.branch)
         layout.write_metrics(
             key,
             {
                 "replicate": key.replicate,
                 "level": key.level,
-                "at": at,
+                "at": kind.at,
                 "step": layout.read_metrics(first)["start_step"],
                 "alphas": path_points(points),  # the weight of copy a; 0: copy b's end
                 "errors": errors,

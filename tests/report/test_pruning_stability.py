@@ -8,7 +8,11 @@ import torch
 import yaml
 
 from scale_lth.pruning import Mask
-from scale_lth.report.stability import distance_and_angle, stability_metrics, stability_to_pruning
+from scale_lth.report.pruning_stability import (
+    distance_and_angle,
+    pruning_stability_metrics,
+    stability_to_pruning,
+)
 from scale_lth.results import Layout, RunKey
 from scale_lth.storage import atomic_torch_save
 
@@ -53,4 +57,4 @@ def test_each_level_is_compared_with_the_level_its_mask_was_cut_from(tmp_path, m
     assert found[0].angle == pytest.approx(math.degrees(math.acos(cosine)))
     source = [3.0, 4.0] if method == "oneshot" else [5.0, 4.0]  # the source's weights on the mask
     assert found[1].distance == pytest.approx(math.dist([1.0, 1.0], source))
-    assert ("pruning_stability_distance", found[1].distance, 2) in stability_metrics(found)
+    assert ("pruning_stability_distance", found[1].distance, 2) in pruning_stability_metrics(found)

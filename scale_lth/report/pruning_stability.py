@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from scale_lth.pruning import Mask
-from scale_lth.results import MAIN, Layout, RunKey
+from scale_lth.results import Layout, RunKey
 from scale_lth.storage import load_torch
 
 
@@ -42,7 +42,7 @@ def distance_and_angle(
 
 
 @dataclass(frozen=True)
-class Stability:
+class PruningStability:
     replicate: int
     level: int
     source: int  # the level the mask was cut from
@@ -60,13 +60,13 @@ def pruning_method(layout: Layout) -> str:
     return saved.get("pruning.method", "iterative")
 
 
-def stability_to_pruning(layout: Layout) -> list[Stability]:
+def stability_to_pruning(layout: Layout) -> list[PruningStability]:
     """Every trunk level whose own and whose source's trained weights are on disk."""
     method = pruning_method(layout)
     finished = set(layout.finished())
     found = []
     for key in sorted(finished, key=lambda key: (key.level, key.replicate)):
-        if key.branch != MAIN or key.level == 0:
+        if not key.is_ticket or key.level == 0:
             continue
         source = RunKey(key.replicate, 0 if method == "oneshot" else key.level - 1)
         if source not in finished or not layout.mask_path(key).is_file():
@@ -77,11 +77,11 @@ def stability_to_pruning(layout: Layout) -> list[Stability]:
             [trained[name] * keep for name, keep in mask.items()],
             [before[name] * keep for name, keep in mask.items()],
         )
-        found.append(Stability(key.replicate, key.level, source.level, distance, angle))
+        found.append(PruningStability(key.replicate, key.level, source.level, distance, angle))
     return found
 
 
-def format_stability(found: list[Stability]) -> str:
+def format_pruning_stability(found: list[PruningStability]) -> str:
     """One line per level: distance and angle, means over replicates (nothing before level 1
     is trained)."""
     if not found:
@@ -97,7 +97,7 @@ def format_stability(found: list[Stability]) -> str:
     return "\n".join(lines)
 
 
-def stability_metrics(found: list[Stability]) -> list[tuple[str, float, int]]:
+def pruning_stability_metrics(found: list[PruningStability]) -> list[tuple[str, float, int]]:
     """``(name, value, level)`` for a tracking store, the level as the step."""
     return [
         metric

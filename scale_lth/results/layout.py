@@ -1,7 +1,4 @@
-"""An experiment's results: run keys, every file and folder name of an experiment, and the
-events a run sends to whoever listens. The lowest layer beside the config: the engine writes
-results through it, and tracking, reports and progress read them through it (never from the
-engine).
+"""Every file and folder name of an experiment.
 
 Where they live: ``<root>/<name>-<hash>/replicate_<r>/level_<l>/<branch>/``. A run folder holds
 ``mask.pt`` (bit-packed; absent for the dense level), ``final.pt`` (the trained weights) and
@@ -13,7 +10,8 @@ starts copies from), and, with ``auto``, ``rewind_choice.json`` (the rewind poin
 why).
 
 The instability analysis keeps its own runs beside a level's methods, in
-``level_<l>/stability/``: two copies trained from the same weights under different SGD noise
+``level_<l>/stability/`` (a name kept from before the analysis was renamed, so that earlier
+results are found): two copies trained from the same weights under different SGD noise
 (``a@<k>``, ``b@<k>``: from step k) and the measurement of the straight path between their
 ends (``path@<k>``, whose ``metrics.json`` holds the errors along it). They are runs of the run
 graph like the others, but no method: tables and mask analytics never list them.
@@ -25,71 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scale_lth import methods
+from scale_lth.results.runs import INSTABILITY_FOLDER, RunKey
 from scale_lth.storage import atomic_write_json, load_json
-
-MAIN = methods.TICKET
-
-
-STABILITY = "stability"
-COPIES = ("a", "b")  # the two copies of an instability measurement
-PATH = "path"  # the measurement of the path between them
-
-
-def stability_branch(part: str, at: str) -> str:
-    """The branch of a copy (``a``, ``b``) or path measurement (``path``) from ``at`` (the
-    start, a duration like ``100it``, or ``rewind``: the level's own rewind point)."""
-    return f"{STABILITY}/{part}@{at}"
-
-
-def stability_part(branch: str) -> tuple[str, str] | None:
-    """``(part, at)`` of an instability branch; None for a method's."""
-    head, slash, rest = branch.partition("/")
-    if not slash or head != STABILITY:
-        return None
-    part, _, at = rest.partition("@")
-    return part, at
-
-
-def is_path_measurement(branch: str) -> bool:
-    """Whether a branch is an instability path measurement (it trains nothing)."""
-    part = stability_part(branch)
-    return part is not None and part[0] == PATH
-
-
-def method_of(branch: str) -> str:
-    """The method a branch trains (its name less any settings suffix: ``snip-3f9a0c``)."""
-    return branch.split("-", 1)[0]
-
-
-def branch_order(branch: str) -> tuple[int, str]:
-    """Where a branch goes in tables and legends: the registry's order, then by name."""
-    return methods.order(method_of(branch)), branch
-
-
-def branch_label(branch: str) -> str:
-    """What plots call a branch: its method's label, and the settings suffix if any."""
-    method, _, suffix = branch.partition("-")
-    return methods.label(method) + (f" [{suffix}]" if suffix else "")
-
-
-@dataclass(frozen=True, order=True)
-class RunKey:
-    replicate: int
-    level: int
-    branch: str = MAIN
-
-    @property
-    def method(self) -> str:
-        """The method this run trains (its branch name less any settings suffix)."""
-        return method_of(self.branch)
-
-    @property
-    def run_id(self) -> str:
-        return f"replicate_{self.replicate}/level_{self.level}/{self.branch}"
-
-    def __str__(self) -> str:
-        return f"replicate {self.replicate}, level {self.level}, {self.branch}"
 
 
 @dataclass(frozen=True)
@@ -166,17 +101,17 @@ class Layout:
         order."""
         return self._holding("metrics.json", "*")
 
-    def finished_stability(self) -> list[RunKey]:
+    def finished_instability(self) -> list[RunKey]:
         """Every finished copy and path measurement of the instability analysis, in order."""
-        return self._holding("metrics.json", f"{STABILITY}/*")
+        return self._holding("metrics.json", f"{INSTABILITY_FOLDER}/*")
 
     def every_finished(self) -> list[RunKey]:
         """The methods' finished runs and the instability analysis's."""
-        return self.finished() + self.finished_stability()
+        return self.finished() + self.finished_instability()
 
     def holding(self, name: str) -> list[RunKey]:
         """Every run, of a method or the instability analysis, whose folder holds ``name``."""
-        return self._holding(name, "*") + self._holding(name, f"{STABILITY}/*")
+        return self._holding(name, "*") + self._holding(name, f"{INSTABILITY_FOLDER}/*")
 
     def _holding(self, name: str, branches: str) -> list[RunKey]:
         keys = []
@@ -190,16 +125,3 @@ class Layout:
                 )
             )
         return sorted(keys)
-
-
-class Observer:
-    """Hears about runs (progress display, experiment tracking); attached on rank 0 only."""
-
-    def run_started(self, key: RunKey, density: float, total_steps: int) -> None: ...
-
-    def evaluated(self, key: RunKey, row: dict[str, float]) -> None: ...
-
-    def run_finished(self, key: RunKey, metrics: dict) -> None: ...
-
-    def finished(self) -> None:
-        """The job is done (every run it asked for is finished)."""
