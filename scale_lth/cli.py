@@ -191,7 +191,9 @@ def _compare(args: argparse.Namespace) -> int:
         write_comparison,
     )
     from scale_lth.results import Layout
-    from scale_lth.tracking import mlflow_tracker
+    from scale_lth.tracking.experiment import experiment_name
+    from scale_lth.tracking.reports import log_comparison
+    from scale_lth.tracking.uri import tracking_uri
 
     items = comparison_items(args.experiments)
     if len(items) < 2:
@@ -209,8 +211,8 @@ def _compare(args: argparse.Namespace) -> int:
         else:
             config = absolute_paths(load(target, overrides))
             root, flat = config.experiment_dir, config.flat()
-            flat["tracking.uri"] = mlflow_tracker.tracking_uri(config)
-            flat["tracking.experiment"] = mlflow_tracker.experiment_name(config)
+            flat["tracking.uri"] = tracking_uri(config)
+            flat["tracking.experiment"] = experiment_name(config)
         experiment = compared(root, {key: flat.get(key) for key in sorted(keys)})
         if not experiment.rows:
             raise UserError(f"no finished runs in {root}: run `scale-lth lottery` on it first")
@@ -225,7 +227,7 @@ def _compare(args: argparse.Namespace) -> int:
     first = settings[0]
     if first.get("tracking.enabled") and first.get("tracking.uri"):
         named = dict(zip((e.root.name for e in experiments), legends(experiments), strict=True))
-        logged = mlflow_tracker.log_comparison(
+        logged = log_comparison(
             first["tracking.uri"], first["tracking.experiment"], comparison, named, paths
         )
         print(logged, file=sys.stderr)
@@ -275,14 +277,16 @@ def _status(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     from scale_lth import preflight
     from scale_lth.driver import absolute_paths
-    from scale_lth.tracking import mlflow_tracker
+    from scale_lth.tracking.experiment import prepare_tracking
+    from scale_lth.tracking.tracker import sync
+    from scale_lth.tracking.uri import tracking_uri
 
     config = absolute_paths(load(args.config, args.overrides))
     if not config.tracking.enabled:
         raise UserError("tracking.enabled is false: there is nothing to send")
-    preflight.check_tracking(config, mlflow_tracker.tracking_uri(config), fallback=False)
-    config = mlflow_tracker.prepare(config)
-    left = mlflow_tracker.sync(config)
+    preflight.check_tracking(config, tracking_uri(config), fallback=False)
+    config = prepare_tracking(config)
+    left = sync(config)
     if left:
         print(f"{left} tracking events are still waiting: MLflow stopped answering")
         return 1

@@ -24,7 +24,11 @@ from scale_lth.orchestration import ray_train
 from scale_lth.progress import ConsoleProgress
 from scale_lth.report import write_report
 from scale_lth.results import Layout, Observer, RunKey
-from scale_lth.tracking import mlflow_tracker
+from scale_lth.tracking.experiment import prepare_tracking
+from scale_lth.tracking.reports import log_report
+from scale_lth.tracking.tracker import MlflowTracker, deliver_earlier_events
+from scale_lth.tracking.ui import ui_line
+from scale_lth.tracking.uri import tracking_uri
 
 
 def absolute_paths(config: Config) -> Config:
@@ -54,8 +58,6 @@ def chief_observers(config: Config, quiet: bool) -> list[Observer]:
     """What the worker in charge of a run reports to: the console and MLflow."""
     observers: list[Observer] = [ConsoleProgress(quiet)]
     if config.tracking.enabled:
-        from scale_lth.tracking.mlflow_tracker import MlflowTracker
-
         observers.append(MlflowTracker(config))
     return observers
 
@@ -75,9 +77,9 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
             "train the levels before these first (`scale-lth lottery` on this config)"
         )
     config, layout, steps = check(config, job)
-    config = mlflow_tracker.prepare(config)
+    config = prepare_tracking(config)
     if config.tracking.enabled:
-        mlflow_tracker.deliver_earlier_events(config)
+        deliver_earlier_events(config)
     finished: list[RunKey] = []
     if not todo:
         print(f"Nothing to do: all {len(job.keys())} runs are finished in {layout.root}")
@@ -116,7 +118,7 @@ def check(config: Config, job: Job) -> tuple[Config, Layout, Steps]:
     the experiment's durations in steps."""
     check_model(config)
     preflight.check_ray(config)
-    config = preflight.check_tracking(config, mlflow_tracker.tracking_uri(config))
+    config = preflight.check_tracking(config, tracking_uri(config))
     info = ensure_written(config.data_dir, config.data.dataset)
     preflight.check_data(config, info)
     preflight.check_identity(config)
@@ -138,7 +140,7 @@ def report(config: Config, finished: list[RunKey]) -> None:
     print(f"Plots: {', '.join(str(path) for path in written.plots)}")
     if config.tracking.enabled:
         if finished:
-            mlflow_tracker.log_report(
+            log_report(
                 config, written.files, written.metrics_by_replicate(), written.summary_metrics()
             )
-        print(mlflow_tracker.ui_line(config))
+        print(ui_line(config))
