@@ -60,7 +60,7 @@ def _summary_run(client: MlflowClient, experiment: str, config: Config) -> str:
 
 def log_comparison(
     uri: str, experiment_name: str, comparison: str, legends: dict[str, str], paths: list[Path]
-) -> None:
+) -> str:
     """A run of its own (found again by ``comparison``, its id) in ``experiment_name`` holding
     a comparison's table and plot; ``legends`` (folder -> what differs) become its params.
     Returns a line saying where, or that the store did not take it."""
