@@ -14,8 +14,9 @@ from scale_lth.tracking.uri import local_store, tracking_uri
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-# MLflow 3 opens an experiment of this kind on its training runs and charts, not on the GenAI
-# overview (traces, token usage) it shows an experiment of no kind.
+# MLflow 3's UI labels an experiment by this kind (model training, not GenAI), which it
+# otherwise guesses. The kind does not choose the view a page opens on: MLflow 3.17 picks that
+# from the page's address (``workflowType``, see ``ui.experiment_page``), as a browser showed.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
