@@ -161,7 +161,9 @@ def compare(args: argparse.Namespace) -> int:
         table,
         write_comparison,
     )
-    from scale_lth.tracking import mlflow_tracker
+    from scale_lth.tracking.experiment import experiment_name
+    from scale_lth.tracking.reports import log_comparison
+    from scale_lth.tracking.uri import tracking_uri
 
     items = comparison_items(args.experiments)
     if len(items) < 2:
@@ -176,8 +178,8 @@ def compare(args: argparse.Namespace) -> int:
     first = configs[0][0]
     if first.tracking.enabled:
         named = dict(zip((e.root.name for e in experiments), legends(experiments), strict=True))
-        uri, name = mlflow_tracker.tracking_uri(first), mlflow_tracker.experiment_name(first)
-        print(mlflow_tracker.log_comparison(uri, name, comparison, named, paths), file=sys.stderr)
+        uri, name = tracking_uri(first), experiment_name(first)
+        print(log_comparison(uri, name, comparison, named, paths), file=sys.stderr)
     return 0
 
 

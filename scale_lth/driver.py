@@ -22,7 +22,12 @@ from scale_lth.orchestration import ray_train
 from scale_lth.progress import BarFactory, ConsoleProgress
 from scale_lth.report import write_report
 from scale_lth.results import Layout, Observer, RunKey
-from scale_lth.tracking import mlflow_tracker
+from scale_lth.tracking.experiment import prepare_tracking
+from scale_lth.tracking.reports import log_report
+from scale_lth.tracking.tracker import MlflowTracker, deliver_earlier_events
+from scale_lth.tracking.tracker import sync as sync_events
+from scale_lth.tracking.ui import ui_line
+from scale_lth.tracking.uri import tracking_uri
 
 
 def write_config(config: Config) -> None:
@@ -40,8 +45,6 @@ def chief_observers(config: Config, bars: BarFactory | None) -> list[Observer]:
     run from ``bars``, if given) and MLflow."""
     observers: list[Observer] = [ConsoleProgress(bars)]
     if config.tracking.enabled:
-        from scale_lth.tracking.mlflow_tracker import MlflowTracker
-
         observers.append(MlflowTracker(config))
     return observers
 
@@ -61,9 +64,9 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
             "train the levels before these first (`scale-lth lottery` on this config)"
         )
     config, layout, steps = check(config, job)
-    config = mlflow_tracker.prepare(config)
+    config = prepare_tracking(config)
     if config.tracking.enabled:
-        mlflow_tracker.deliver_earlier_events(config)
+        deliver_earlier_events(config)
     finished: list[RunKey] = []
     if not todo:
         print(f"Nothing to do: all {len(job.keys())} runs are finished in {layout.root}")
@@ -102,7 +105,7 @@ def check(config: Config, job: Job) -> tuple[Config, Layout, Steps]:
     the experiment's durations in steps."""
     check_model(config)
     preflight.check_ray(config)
-    config = preflight.check_tracking(config, mlflow_tracker.tracking_uri(config))
+    config = preflight.check_tracking(config, tracking_uri(config))
     info = ensure_written(config.data_dir, config.data.dataset)
     preflight.check_data(config, info)
     preflight.check_identity(config)
@@ -124,18 +127,18 @@ def report(config: Config, finished: list[RunKey]) -> None:
     print(f"Plots: {', '.join(str(path) for path in written.plots)}")
     if config.tracking.enabled:
         if finished:
-            mlflow_tracker.log_report(
+            log_report(
                 config, written.files, written.metrics_by_replicate(), written.summary_metrics()
             )
-        print(mlflow_tracker.ui_line(config))
+        print(ui_line(config))
 
 
 def sync(config: Config) -> int:
     """Send MLflow every tracking event the experiment kept on disk; 1 if some are left (the
     store stopped answering), else 0."""
-    preflight.check_tracking(config, mlflow_tracker.tracking_uri(config), fallback=False)
-    config = mlflow_tracker.prepare(config)
-    left = mlflow_tracker.sync(config)
+    preflight.check_tracking(config, tracking_uri(config), fallback=False)
+    config = prepare_tracking(config)
+    left = sync_events(config)
     if left:
         print(f"{left} tracking events are still waiting: MLflow stopped answering")
         return 1

@@ -1,1 +1,17 @@
-"""Experiment tracking in MLflow."""
+"""Experiment tracking in MLflow, in parts: ``uri`` (where runs are stored), ``experiment``
+(the MLflow experiment, made on the driver), ``runs`` (runs found by their tags), ``params``,
+``system_metrics``, ``outbox`` (events kept on disk until sent), ``writer`` (events -> MLflow
+calls), ``tracker`` (the observer that sends them), ``reports`` and ``ui``."""
+
+import os
+
+# MLflow's settings for every client of this package. They sit here because Python runs a
+# package's __init__ before any of its modules, so they hold before any part makes a client
+# (every MLflow call of scale_lth is in scale_lth.tracking); a value the user set wins.
+# MLflow 3 reports usage over the network on every client call (~10 ms each here, and these
+# machines have no internet): off unless the user has set it.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# A tracking server that went away must not hold a call for minutes of retries: the events
+# wait in the outbox and are sent again later anyway.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")

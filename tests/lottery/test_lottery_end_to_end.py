@@ -84,7 +84,7 @@ def test_mlflow_holds_parent_and_child_runs(experiment):
     assert len(parents) == 1 and len(children) == 1 + 2 * 4
     parent = parents[0]
     assert parent.data.tags["experiment_hash"] == config.hash
-    # a model-training experiment: MLflow 3 opens it on the runs, not the GenAI overview
+    # a model-training experiment (the view a page opens on comes from its address: test_mlflow_ui)
     assert mlflow_experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     # the curve, per method with the level as the step, as the runs on disk hold it
     for branch in ("main", "snip"):

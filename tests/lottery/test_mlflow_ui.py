@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from mlflow import MlflowClient
 
-from scale_lth.tracking.mlflow_tracker import experiment_page
+from scale_lth.tracking.ui import experiment_page
 from tests.services.mlflow_server import MlflowServer
 
 pytestmark = [pytest.mark.integration]

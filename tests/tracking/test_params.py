@@ -4,14 +4,16 @@ credentials."""
 from mlflow import MlflowClient
 
 from scale_lth.config import load
-from scale_lth.tracking.mlflow_tracker import MlflowWriter, experiment_params, prepare
+from scale_lth.tracking.experiment import prepare_tracking
+from scale_lth.tracking.params import experiment_params
+from scale_lth.tracking.writer import MlflowWriter
 
 
 def test_params_hold_no_environment_values_or_credentials(tmp_path, monkeypatch):
     store = tmp_path / "from-the-environment.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     monkeypatch.setenv("SOME_TOKEN", "s3cr3t-value")
-    config = prepare(load(None, ["data.path=https://reader:hunter2@data.example/digits"]))
+    config = prepare_tracking(load(None, ["data.path=https://reader:hunter2@data.example/digits"]))
     assert config.tracking.uri == f"sqlite:///{store}"  # taken from the environment
     run_id = MlflowWriter(config).parent(0)
     params = MlflowClient(config.tracking.uri).get_run(run_id).data.params
