@@ -14,21 +14,23 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
 from scale_lth.config import Config
 from scale_lth.console import say
-from scale_lth.data import DataInfo, LoaderOptions, eval_batches, train_batches
+from scale_lth.data import DataInfo
 from scale_lth.errors import one_line
 from scale_lth.lottery.instability import measure_path
 from scale_lth.lottery.job import Job
-from scale_lth.lottery.starts import Batches, run_start
+from scale_lth.lottery.starts import RunStart, run_start
 from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
+from scale_lth.lottery.worker_data import WorkerData
 from scale_lth.results import Layout, Observer, RunKey
 from scale_lth.storage import atomic_torch_save, atomic_write_json
-from scale_lth.training.loop import Cadence, RunData, train_run
+from scale_lth.training.loop import Cadence, RunData, RunResult, train_run
 from scale_lth.training.session import Session
 from scale_lth.training.state import Checkpoints
 
@@ -42,85 +44,16 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.config.experiment_dir)
-        self.info = DataInfo.load(self.config.data_dir)
-        self.store = StartStore(self.config, self.info, self.session)
-        self._train: dict[int, object] = {}
-        self._evaluation: dict[str, object] | None = None
-        self._training_evaluation: object | None = None
-
-    # ----- data -------------------------------------------------------------------------
-    def loader_options(self, training: bool) -> LoaderOptions:
-        data = self.config.data
-        return LoaderOptions(
-            device=self.session.device,
-            threads=min(data.loader_workers, self.config.scaling.cpus_per_worker),
-            resolution=data.resolution if training else data.eval_resolution,
-            channels_last=self.config.training.channels_last,
-            os_cache=data.os_cache,
-        )
-
-    def per_worker_batch(self) -> int:
-        return max(1, self.config.data.batch_size // self.session.world_size)
-
-    def evaluation_data(self) -> dict[str, object]:
-        """The evaluation loaders, built once per worker and reused."""
-        if self._evaluation is None:
-            self._evaluation = {
-                split: self._in_order(split)
-                for split in ("val", "test")
-                if split in self.info.splits
-            }
-        return self._evaluation
-
-    def training_evaluation(self) -> object:
-        """The training split in order, for evaluation (the instability analysis), built once."""
-        if self._training_evaluation is None:
-            self._training_evaluation = self._in_order("train")
-        return self._training_evaluation
-
-    def _in_order(self, split: str) -> object:
-        return eval_batches(
-            self.config.data_dir,
-            split,
-            self.per_worker_batch(),
-            rank=self.session.rank,
-            world_size=self.session.world_size,
-            options=self.loader_options(training=False),
-        )
+        info = DataInfo.load(self.config.data_dir)
+        self.store = StartStore(self.config, info, self.session)
+        self.data = WorkerData(self.config, info, self.session)
 
     def run_data(self, key: RunKey) -> RunData:
-        """Loaders built once per worker and reused: the training order of each replicate's
-        seed; a copy of the instability analysis reads an order of its own, built for it."""
+        """What ``key`` trains on: its replicate's data order (shared by the replicate's runs),
+        or an instability copy's own."""
         seed = self.store.data_seed(key)
-        if seed in self._train:
-            return RunData(self._train[seed], self.evaluation_data())
-        train = self._train_batches(seed)
-        if seed == self.store.replicate_seed(key.replicate):
-            self._train[seed] = train
-        return RunData(train, self.evaluation_data())
+        return self.data.for_run(seed, keep=seed == self.store.replicate_seed(key.replicate))
 
-    def _train_batches(self, seed: int) -> object:
-        return train_batches(
-            self.config.data_dir,
-            self.per_worker_batch(),
-            seed=seed,
-            distributed=self.session.world_size > 1,
-            options=self.loader_options(training=True),
-        )
-
-    def snip_batches(self, replicate: int) -> Batches:
-        """The first ``baselines.snip_batches`` training minibatches of epoch 0."""
-        train = self.run_data(RunKey(replicate, 0)).train
-        train.epoch = 0
-        inputs, targets = [], []
-        for images, labels in train:
-            inputs.append(images)
-            targets.append(labels)
-            if len(inputs) == self.config.baselines.snip_batches:
-                break
-        return inputs, targets
-
-    # ----- runs -----------------------------------------------------------------------
     def seed_training(self, key: RunKey) -> None:
         """The run's own random streams (dropout, on CPU and every GPU), one per rank; a resumed
         run replaces them with its checkpoint's."""
@@ -134,28 +67,35 @@ class Runner:
         failure = self.layout.failure_path(key)
         failure.unlink(missing_ok=True)
         try:
-            self._run(key)
+            if key.measures_path:
+                self.measure_path(key)
+            else:
+                self.train_one(key)
         except Exception as error:
             if self.session.is_chief:
                 atomic_write_json(failure, {"error": one_line(error), "time": time.time()})
             raise
 
-    def _run(self, key: RunKey) -> None:
-        if key.measures_path:
-            self.measure_path(key)
-            return
+    def train_one(self, key: RunKey) -> None:
+        """Start ``key`` as its method says, train it, and (rank 0) store what it became."""
         data = self.run_data(key)
         if len(data.train) != self.steps.per_epoch:
             raise RuntimeError(
                 f"the loader gives {len(data.train)} batches an epoch, the driver counted "
                 f"{self.steps.per_epoch}"
             )
-        start = run_start(self.store, key, self.steps, lambda: self.snip_batches(key.replicate))
+        snip_batches = self.config.baselines.snip_batches
+        replicate_seed = self.store.replicate_seed(key.replicate)
+        start = run_start(
+            self.store,
+            key,
+            self.steps,
+            lambda: self.data.first_minibatches(replicate_seed, snip_batches),
+        )
         model = self.store.network(start.weights)
-        total = start.schedule.total
         density = 1.0 if start.mask is None else start.mask.density
         for observer in self.observers:
-            observer.run_started(key, density, total)
+            observer.run_started(key, density, start.schedule.total)
         self.seed_training(key)
         trained_from = time.time()
         result = train_run(
@@ -172,43 +112,58 @@ class Runner:
                 self.steps.checkpoint_every,
                 self.store.save_points(key, self.steps),
             ),
-            on_eval=lambda row: [observer.evaluated(key, row) for observer in self.observers],
+            on_eval=partial(self.evaluated, key),
             heartbeat=self.layout.heartbeat_path(key),
         )
         if self.session.is_chief:
-            kept = start.mask.num_kept if start.mask is not None else None
-            metrics = {
-                "replicate": key.replicate,
-                "level": key.level,
-                "branch": key.branch,
-                "density": density,
-                "kept": kept,
-                "start_step": start.step,
-                "total_steps": total,
-                "compute_factor": start.compute_factor,
-                "world_size": self.session.world_size,
-                "per_worker_batch": self.per_worker_batch(),
-                "resumed_from": result.resumed_from,
-                "seconds": result.seconds,
-                "trained_from": trained_from,  # wall-clock (Unix) times around the steps
-                "trained_until": time.time(),
-                **result.history.summary(),
-                "history": result.history.rows,
-            }
-            atomic_torch_save(
-                {name: t.detach().cpu() for name, t in model.state_dict().items()},
-                self.layout.final_path(key),
-            )
-            for observer in self.observers:  # before the run is marked done: tracking is complete
-                observer.run_finished(key, metrics)
-            self.layout.write_metrics(key, metrics)
-            Checkpoints(self.layout.run_dir(key)).clear()
+            metrics = self.metrics(key, start, result, (trained_from, time.time()))
+            self.store_result(key, model, metrics)
         self.session.barrier()
+
+    def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
+        for observer in self.observers:
+            observer.evaluated(key, row)
+
+    def metrics(
+        self, key: RunKey, start: RunStart, result: RunResult, trained: tuple[float, float]
+    ) -> dict:
+        """A finished run's ``metrics.json``: where it started, how it was trained, its
+        history and what the history says (final and best accuracy, the early-stop step)."""
+        return {
+            "replicate": key.replicate,
+            "level": key.level,
+            "branch": key.branch,
+            "density": 1.0 if start.mask is None else start.mask.density,
+            "kept": start.mask.num_kept if start.mask is not None else None,
+            "start_step": start.step,
+            "total_steps": start.schedule.total,
+            "compute_factor": start.compute_factor,
+            "world_size": self.session.world_size,
+            "per_worker_batch": self.data.per_worker_batch(),
+            "resumed_from": result.resumed_from,
+            "seconds": result.seconds,
+            "trained_from": trained[0],  # wall-clock (Unix) times around the steps
+            "trained_until": trained[1],
+            **result.history.summary(),
+            "history": result.history.rows,
+        }
+
+    def store_result(self, key: RunKey, model: torch.nn.Module, metrics: dict) -> None:
+        """The final weights, the observers told (tracking is complete before the run is marked
+        done), then ``metrics.json`` (the run is done) and its checkpoints gone."""
+        atomic_torch_save(
+            {name: t.detach().cpu() for name, t in model.state_dict().items()},
+            self.layout.final_path(key),
+        )
+        for observer in self.observers:
+            observer.run_finished(key, metrics)
+        self.layout.write_metrics(key, metrics)
+        Checkpoints(self.layout.run_dir(key)).clear()
 
     def measure_path(self, key: RunKey) -> None:
         """The errors along the straight path between ``key``'s two copies."""
         points = self.config.instability.points
-        splits = {"train": self.training_evaluation(), **self.evaluation_data()}
+        splits = {"train": self.data.training_in_order(), **self.data.evaluation()}
         if self.session.is_chief:
             say(f"[{key}] measuring {points} points between the copies on {', '.join(splits)}")
         model = self.store.network().to(self.session.device)
@@ -218,7 +173,7 @@ class Runner:
         """Train ``keys`` in order; the evaluation loaders are built (FFCV compiles its code)
         before the first key is asked for, while other slots' first runs may still be its
         inputs, not after."""
-        self.evaluation_data()
+        self.data.evaluation()
         for key in keys:
             self.run(key)
         for observer in self.observers:

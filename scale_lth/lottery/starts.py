@@ -18,7 +18,7 @@ from scale_lth.pruning import Mask, random_prune, snip_prune
 from scale_lth.results import InstabilityRun, RunKey
 from scale_lth.training.schedule import Schedule
 
-Batches = tuple[list[torch.Tensor], list[torch.Tensor]]
+Minibatches = tuple[list[torch.Tensor], list[torch.Tensor]]  # SNIP's inputs, targets
 
 
 @dataclass
@@ -33,7 +33,7 @@ class RunStart:
 
 
 def run_start(
-    store: StartStore, key: RunKey, steps: Steps, snip_batches: Callable[[], Batches]
+    store: StartStore, key: RunKey, steps: Steps, snip_batches: Callable[[], Minibatches]
 ) -> RunStart:
     """How the run ``key`` starts; ``snip_batches`` gives SNIP's minibatches (on the device).
     An instability copy starts as its level's runs do: at level 0 from the dense run's weights
@@ -63,7 +63,9 @@ def run_start(
     return RunStart(weights, mask, step, schedule, factor)
 
 
-def _mask(store: StartStore, key: RunKey, kind: str, snip_batches: Callable[[], Batches]) -> Mask:
+def _mask(
+    store: StartStore, key: RunKey, kind: str, snip_batches: Callable[[], Minibatches]
+) -> Mask:
     ticket = store.ticket_mask(key)
     if kind == "ticket":
         return ticket if key.is_ticket else store.shared_mask(key, lambda: ticket)

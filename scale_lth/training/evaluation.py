@@ -15,6 +15,7 @@ from scale_lth.training.history import History
 from scale_lth.training.session import Session
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, labels
+EvalBatches = Iterable[Batch]  # a split's batches, in order (this rank's shard)
 Row = dict[str, float]
 
 
@@ -29,7 +30,7 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
-    batches: Iterable[Batch],
+    batches: EvalBatches,
     device: torch.device,
     amp: str = "none",
     distributed: bool = False,
@@ -79,7 +80,7 @@ class Evaluator:
     def __init__(
         self,
         network: torch.nn.Module,
-        splits: Mapping[str, Iterable[Batch]],
+        splits: Mapping[str, EvalBatches],
         amp: str,
         session: Session,
         report: Callable[[Row], None] | None,

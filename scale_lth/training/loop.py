@@ -14,7 +14,7 @@ the time in training and evaluation steps only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,7 +24,7 @@ import torch
 from scale_lth.config.schema import TrainingConfig
 from scale_lth.pruning import Mask
 from scale_lth.training.clock import Clock
-from scale_lth.training.evaluation import Batch, Evaluator, Row, TrainingLoss
+from scale_lth.training.evaluation import Batch, EvalBatches, Evaluator, Row, TrainingLoss
 from scale_lth.training.heartbeat import Heartbeat
 from scale_lth.training.history import History
 from scale_lth.training.schedule import Schedule
@@ -51,7 +51,7 @@ class RunData:
     """The loaders a run reads: shuffled training batches and evaluation splits by name."""
 
     train: TrainBatches
-    evaluation: Mapping[str, Iterable[Batch]]
+    evaluation: Mapping[str, EvalBatches]
 
 
 @dataclass

@@ -62,9 +62,9 @@ def test_the_path_ends_are_the_copies_own_errors_and_its_barrier_is_the_instabil
             assert len(errors) == 5
             model = experiment.store.network(torch.load(layout.final_path(first)))
             batches = (
-                experiment.training_evaluation()
+                experiment.data.training_in_order()
                 if split == "train"
-                else experiment.evaluation_data()[split]
+                else experiment.data.evaluation()[split]
             )
             own = 1 - evaluate(model, batches, torch.device("cpu"))["accuracy"]
             assert errors[-1] == pytest.approx(own, abs=1e-12)  # alpha 1: copy a itself
