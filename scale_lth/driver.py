@@ -22,6 +22,7 @@ from scale_lth.orchestration import ray_train
 from scale_lth.progress import BarFactory, ConsoleProgress
 from scale_lth.report import write_report
 from scale_lth.results import Layout, Observer, RunKey
+from scale_lth.storage import atomic_write
 from scale_lth.tracking.experiment import prepare_tracking
 from scale_lth.tracking.reports import log_report
 from scale_lth.tracking.tracker import MlflowTracker, deliver_earlier_events
@@ -35,8 +36,7 @@ def write_config(config: Config) -> None:
     identity a later invocation checks the folder against."""
     path = Layout(config.experiment_dir).config_path
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(config.flat(), sort_keys=False))
+        atomic_write(path, yaml.safe_dump(config.flat(), sort_keys=False))
     preflight.write_identity(config)
 
 

@@ -31,13 +31,12 @@ from scale_lth.orchestration.ray_auth import require_client_token
 from scale_lth.orchestration.ray_train import worker_groups
 from scale_lth.pruning import Mask
 from scale_lth.results import InstabilityRun, Layout, RunKey
-from scale_lth.storage import load_json, load_torch
+from scale_lth.storage import atomic_write, load_json, load_torch
 from scale_lth.training.state import Checkpoints
 
 CONNECT_SECONDS = 5.0
 
 
-# ----- the config alone --------------------------------------------------------------------
 # ----- the data ----------------------------------------------------------------------------
 def check_data(config: Config, info: DataInfo) -> None:
     """Batches, durations and classes that fit the data."""
@@ -104,10 +103,7 @@ def check_identity(config: Config) -> None:
 def write_identity(config: Config) -> None:
     path = Layout(config.experiment_dir).identity_path
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.partial")
-        temporary.write_text(json.dumps(identity(config), indent=1, sort_keys=True) + "\n")
-        os.replace(temporary, path)
+        atomic_write(path, json.dumps(identity(config), indent=1, sort_keys=True) + "\n")
 
 
 def check_results(

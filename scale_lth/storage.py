@@ -49,20 +49,39 @@ def load_json(path: Path) -> Any:
         raise DamagedFile(path) from None
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once: results are as readable as the user's umask makes new files
+
+
+def atomic_write(path: Path, data: str | bytes, private: bool = False) -> None:
+    """``data`` under ``path``, all or nothing, and durable: written to a temporary file of a
+    unique name beside it, fsynced, renamed over ``path``, and the folder fsynced so that the
+    rename survives a power loss. Readable as the umask allows, or by the owner alone with
+    ``private``."""
+    content = data.encode() if isinstance(data, str) else data
+    _atomic_write(path, lambda file: file.write(content), private)
+
+
 def atomic_torch_save(obj: object, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """``torch.save`` as ``atomic_write`` writes."""
     _atomic_write(path, lambda file: torch.save(obj, file))
 
 
 def atomic_write_json(path: Path, value: Any) -> None:
-    """``value`` as indented JSON, written as ``atomic_torch_save`` writes."""
-    _atomic_write(path, lambda file: file.write(json.dumps(value, indent=1).encode()))
+    """``value`` as indented JSON, as ``atomic_write`` writes."""
+    atomic_write(path, json.dumps(value, indent=1) + "\n")
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object], private: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(handle, 0o600 if private else 0o666 & ~UMASK)
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
@@ -71,6 +90,16 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder: the names created, renamed or removed in it are on disk."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextlib.contextmanager

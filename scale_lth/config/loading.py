@@ -114,15 +114,18 @@ def _build(cls: type, tree: Any, source: str, prefix: str) -> Any:
 
 # Sections renamed since experiments were first written: old name -> new name.
 RENAMED_SECTIONS = {"stability": "instability"}
+# Settings that only ever had one value and were never read, since removed.
+RETIRED = {"pruning.strategy"}
 
 
 def current_names(flat: Mapping[str, Any]) -> dict[str, Any]:
     """Settings saved flat (an experiment's ``config.yaml``), each under its section's
-    current name."""
+    current name, retired ones left out."""
     renamed = {}
     for key, value in flat.items():
         section, dot, rest = key.partition(".")
-        renamed[f"{RENAMED_SECTIONS.get(section, section)}{dot}{rest}"] = value
+        if key not in RETIRED:
+            renamed[f"{RENAMED_SECTIONS.get(section, section)}{dot}{rest}"] = value
     return renamed
 
 

@@ -119,7 +119,6 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class PruningConfig:
-    strategy: Literal["magnitude"] = option("magnitude", "how a level chooses what to remove")
     method: Literal["iterative", "oneshot"] = option(
         "iterative",
         "iterative: level l prunes level l-1's trained weights; oneshot: level l prunes the "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from scale_lth.data.errors import DataError
+from scale_lth.storage import atomic_write
 
 INFO_FILE = "info.json"
 
@@ -33,9 +33,7 @@ class DataInfo:
         return 1 if self.layout == "gray" else 3
 
     def save(self, folder: Path) -> None:
-        temporary = Path(folder) / f".{INFO_FILE}.partial"
-        temporary.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-        os.replace(temporary, info_path(folder))
+        atomic_write(info_path(folder), json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> DataInfo:

@@ -11,7 +11,6 @@ what they need.
 from __future__ import annotations
 
 import json
-import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from scale_lth.errors import WorkerError, one_line
+from scale_lth.storage import atomic_write_json
 
 PEER_LOST = ("gloo", "nccl", "connection closed", "connection reset", "broken pipe")
 
@@ -40,11 +40,8 @@ class FailureFile:
     def record(self, error: BaseException, rank: int) -> None:
         if lost_peer(error) or self.path.exists():
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{rank}.partial")
         details = {"rank": rank, "error": one_line(error), "traceback": traceback.format_exc()}
-        temporary.write_text(json.dumps(details, indent=1))
-        os.replace(temporary, self.path)
+        atomic_write_json(self.path, details)
 
     def recorded(self) -> bool:
         return self.path.is_file()

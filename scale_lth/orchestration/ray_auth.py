@@ -16,6 +16,7 @@ import secrets
 from pathlib import Path
 
 from scale_lth.errors import UserError
+from scale_lth.storage import atomic_write
 
 MODE = "RAY_AUTH_MODE"
 TOKEN = "RAY_AUTH_TOKEN"
@@ -24,15 +25,7 @@ TOKEN_PATH = "RAY_AUTH_TOKEN_PATH"
 
 def create_token(path: Path) -> Path:
     """A new random token in ``path``, readable by its owner only; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(secrets.token_hex(32))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    atomic_write(path, secrets.token_hex(32), private=True)
     return path
 
 

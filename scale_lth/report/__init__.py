@@ -4,7 +4,6 @@ are to it (scale_lth.report.pruning_stability) and to SGD noise (scale_lth.repor
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from scale_lth.report.pruning_stability import (
 )
 from scale_lth.report.table import Row, collect, curve_metrics, format_table, summary_metrics
 from scale_lth.results import Layout
+from scale_lth.storage import atomic_write_json
 
 __all__ = [
     "Report",
@@ -138,10 +138,10 @@ def write_report(root: Path, title: str) -> Report:
         rewind_choices(layout),
         plots + [path for path in extra if path],
     )
-    (folder / "report.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
     for name, record in (
+        ("report.json", [r.as_dict() for r in rows]),
         ("masks.json", report.analytics()),
         ("instability.json", report.instability_record()),
     ):
-        (folder / name).write_text(json.dumps(record, indent=1) + "\n")
+        atomic_write_json(folder / name, record)
     return report

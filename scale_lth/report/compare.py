@@ -5,7 +5,6 @@ rewinding, global vs layer-wise, warmup vs none: the LTH paper's deep-network fi
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from scale_lth.errors import UserError
 from scale_lth.report.plots import density_axis, lines
 from scale_lth.report.table import Row, accuracy_label, collect
 from scale_lth.results import Layout
+from scale_lth.storage import atomic_write_json
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def write_comparison(experiments: list[Compared], folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     summary = folder / "compare.json"
-    summary.write_text(json.dumps(table(experiments), indent=1) + "\n")
+    atomic_write_json(summary, table(experiments))
     figure, axes = plt.subplots(figsize=(11, 5))
     styles = ["-", "--", ":", "-."]
     colours: dict[str, str] = {}

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from scale_lth.storage import atomic_write
+
 Event = dict[str, Any]
 
 
@@ -64,9 +66,7 @@ class Outbox:
     def delivered(self, offset: int) -> None:
         """Everything before byte ``offset`` is in the store."""
         with self.lock:
-            temporary = self.sent_path.with_name(f".{self.sent_path.name}.partial")
-            temporary.write_text(str(offset))
-            os.replace(temporary, self.sent_path)
+            atomic_write(self.sent_path, str(offset))
 
     def deliver(
         self, send: Callable[[list[Event]], None], together: Callable[[Event], object]

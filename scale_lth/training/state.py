@@ -11,8 +11,6 @@ only ever resumed with that same number of ranks.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scale_lth.storage import atomic_torch_save, load_json, load_torch
+from scale_lth.storage import atomic_torch_save, atomic_write_json, load_json, load_torch
 
 
 def capture_rng() -> dict[str, Any]:
@@ -87,10 +85,8 @@ class Checkpoints:
 
     def publish(self, step: int, world_size: int) -> None:
         """Make step's folder the latest (rank 0, once every rank has written its part)."""
-        temporary = self.pointer.with_name(".resume.json.partial")
-        temporary.write_text(json.dumps({"step": step, "world_size": world_size}) + "\n")
-        os.replace(temporary, self.pointer)
-        self._remove_all_but(self.folder(step))
+        atomic_write_json(self.pointer, {"step": step, "world_size": world_size})
+        self._remove_all_but(self.folder(step))  # only once the pointer is durable
 
     def _record(self) -> dict[str, int] | None:
         return load_json(self.pointer) if self.pointer.is_file() else None

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from scale_lth.config import Config, ConfigError, Duration, load
+from scale_lth.config import Config, ConfigError, Duration, load, load_saved
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -118,6 +118,28 @@ def test_pinned_hashes():
     assert load(None).hash == "44136fa355"
     assert load(None, ["training.lr=0.4", "training.duration=90ep"]).hash == "d433fbd405"
     assert load(None, ["rewinding.step=6ep", "pruning.scope=layer"]).hash == "40a29f0b92"
+    # the instability section, named "stability" when this hash was pinned, keeps its folders
+    assert load(None, ["instability.points=5", "instability.threshold=0.05"]).hash == "2594546a13"
+
+
+def test_a_saved_config_of_an_earlier_version_loads_under_the_current_names(tmp_path):
+    saved = tmp_path / "config.yaml"
+    saved.write_text(
+        "name: old\npruning.strategy: magnitude\nstability.points: 5\nstability.threshold: 0.05\n"
+    )
+    config = load_saved(saved)
+    assert (config.instability.points, config.instability.threshold) == (5, 0.05)
+    assert config.hash == "2594546a13"
+
+
+def test_the_renamed_section_is_refused_in_one_line_naming_the_new_one(tmp_path):
+    written = tmp_path / "old.yaml"
+    written.write_text("stability:\n  points: 5\n")
+    for source, overrides in ((written, []), (None, ["stability.threshold=0.1"])):
+        with pytest.raises(
+            ConfigError, match="the section 'stability' is now called 'instability'"
+        ):
+            load(source, overrides)
 
 
 def test_how_far_an_experiment_goes_leaves_its_hash():
