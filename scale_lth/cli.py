@@ -1,4 +1,4 @@
-"""The ``scale-lth`` command: its verbs declared in one table (``verb_table``), the parser
+"""The ``scale-lth`` command: its verbs declared in one table (``VERBS``), the parser
 built from it; what each verb does is in scale_lth.commands."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Verb:
     options: tuple[Arguments, ...] = ()
     trains: bool = False  # takes --quiet
     json: bool = False  # takes --json
-    description: str | None = None
+    description: str | Callable[[], str] | None = None  # a callable: read when the parser is built
 
 
 def _argument(*names: str, **keywords) -> Arguments:
@@ -51,7 +51,8 @@ TARGETS = {
 
 
 def _add(verbs: argparse._SubParsersAction, verb: Verb) -> None:
-    parser = verbs.add_parser(verb.name, help=verb.help, description=verb.description)
+    description = verb.description() if callable(verb.description) else verb.description
+    parser = verbs.add_parser(verb.name, help=verb.help, description=description)
     for names, keywords in verb.before:
         parser.add_argument(*names, **keywords)
     if verb.target:
@@ -73,98 +74,89 @@ LEVELS_HELP = (
 )
 
 
-def verb_table() -> tuple[Verb, ...]:
-    """The verbs, read from the method registry when the parser is built."""
-    baselines = "; ".join(
-        f"{m.name}: {m.summary}" for m in map(methods.METHODS.__getitem__, methods.baselines())
-    )
-    return (
-        Verb("train", "train the dense network (level 0) of a config", train, trains=True),
-        Verb(
-            "lottery",
-            "IMP levels with rewinding, and the baselines at every level",
-            lottery,
-            options=(
-                _argument("--levels", help=LEVELS_HELP),
-                _argument(
-                    "--trunk-only", action="store_true", help="the tickets only, no baselines"
-                ),
-            ),
-            trains=True,
+def baselines_description() -> str:
+    """Every baseline of the method registry, with its one line of help."""
+    described = (f"{name}: {methods.METHODS[name].summary}" for name in methods.baselines())
+    return f"Baselines: {'; '.join(described)}."
+
+
+VERBS = (
+    Verb("train", "train the dense network (level 0) of a config", train, trains=True),
+    Verb(
+        "lottery",
+        "IMP levels with rewinding, and the baselines at every level",
+        lottery,
+        options=(
+            _argument("--levels", help=LEVELS_HELP),
+            _argument("--trunk-only", action="store_true", help="the tickets only, no baselines"),
         ),
-        Verb(
-            "instability",
-            "instability analysis: is the dense network (from step k) or a level's subnetwork "
-            "stable to SGD noise?",
-            instability,
-            options=(
-                _argument(
-                    "--steps", help="the dense network from each of these steps, like 0it,2ep"
-                ),
-                _argument(
-                    "--levels", help="each of these levels' subnetworks from its rewind point"
-                ),
-            ),
-            trains=True,
-            description="Trains two copies from the same weights under different data orders and "
-            "measures the error barrier on the straight path between them (instability.points "
-            "points; stable: below instability.threshold). Every copy is a resumable run of the "
-            "experiment, tracked like the others.",
+        trains=True,
+    ),
+    Verb(
+        "instability",
+        "instability analysis: is the dense network (from step k) or a level's subnetwork "
+        "stable to SGD noise?",
+        instability,
+        options=(
+            _argument("--steps", help="the dense network from each of these steps, like 0it,2ep"),
+            _argument("--levels", help="each of these levels' subnetworks from its rewind point"),
         ),
-        Verb(
-            "branch",
-            "train one baseline off an existing trunk",
-            branch,
-            before=(_argument("name", help=f"the baseline: {', '.join(methods.baselines())}"),),
-            options=(_argument("--levels", required=True, help="levels like 1-5,8"),),
-            trains=True,
-            description=f"Baselines: {baselines}.",
+        trains=True,
+        description="Trains two copies from the same weights under different data orders and "
+        "measures the error barrier on the straight path between them (instability.points "
+        "points; stable: below instability.threshold). Every copy is a resumable run of the "
+        "experiment, tracked like the others.",
+    ),
+    Verb(
+        "branch",
+        "train one baseline off an existing trunk",
+        branch,
+        before=(_argument("name", help="the baseline (see below)"),),
+        options=(_argument("--levels", required=True, help="levels like 1-5,8"),),
+        trains=True,
+        description=baselines_description,
+    ),
+    Verb(
+        "report",
+        "table and plots of tickets against baselines at every sparsity",
+        report,
+        target="either",
+        json=True,
+    ),
+    Verb(
+        "compare",
+        "overlay several experiments: one table, one plot, a legend of what differs",
+        compare,
+        target="",
+        before=(_argument("experiments", nargs="+", metavar="CONFIG_OR_FOLDER [key.sub=value]"),),
+        options=(
+            _argument("--out", help="folder for the table and plot; default: beside the first"),
         ),
-        Verb(
-            "report",
-            "table and plots of tickets against baselines at every sparsity",
-            report,
-            target="either",
-            json=True,
+        json=True,
+        description="Experiments are configs (each followed by its own key.sub=value "
+        "overrides) or results folders, e.g. `scale-lth compare c.yaml c.yaml "
+        "rewinding.mode=lr`.",
+    ),
+    Verb(
+        "plan",
+        "what the experiment costs before it runs: GPU-hours, critical path, wall time",
+        plan,
+        options=(
+            _argument("--gpus", nargs="+", type=int, default=[8, 64, 256], help="GPU counts"),
+            _argument("--images-per-second", type=float, help="measured training images/s per GPU"),
         ),
-        Verb(
-            "compare",
-            "overlay several experiments: one table, one plot, a legend of what differs",
-            compare,
-            target="",
-            before=(
-                _argument("experiments", nargs="+", metavar="CONFIG_OR_FOLDER [key.sub=value]"),
-            ),
-            options=(
-                _argument("--out", help="folder for the table and plot; default: beside the first"),
-            ),
-            json=True,
-            description="Experiments are configs (each followed by its own key.sub=value "
-            "overrides) or results folders, e.g. `scale-lth compare c.yaml c.yaml "
-            "rewinding.mode=lr`.",
-        ),
-        Verb(
-            "plan",
-            "what the experiment costs before it runs: GPU-hours, critical path, wall time",
-            plan,
-            options=(
-                _argument("--gpus", nargs="+", type=int, default=[8, 64, 256], help="GPU counts"),
-                _argument(
-                    "--images-per-second", type=float, help="measured training images/s per GPU"
-                ),
-            ),
-            json=True,
-        ),
-        Verb(
-            "status",
-            "what is finished, running, failed and waiting in an experiment, and its cost",
-            status,
-            target="either",
-            json=True,
-            description="Reads only the experiment's files: works while it runs and after a crash.",
-        ),
-        Verb("sync", "send MLflow what it missed while it was unreachable (kept on disk)", sync),
-    )
+        json=True,
+    ),
+    Verb(
+        "status",
+        "what is finished, running, failed and waiting in an experiment, and its cost",
+        status,
+        target="either",
+        json=True,
+        description="Reads only the experiment's files: works while it runs and after a crash.",
+    ),
+    Verb("sync", "send MLflow what it missed while it was unreachable (kept on disk)", sync),
+)
 
 
 CONFIG_VERBS = (
@@ -189,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data = verbs.add_parser("data", help="write datasets as FFCV .beton files")
     add_write_parser(data.add_subparsers(dest="data_command", required=True, metavar="ACTION"))
-    for verb in verb_table():
+    for verb in VERBS:
         _add(verbs, verb)
     config = verbs.add_parser("config", help="inspect configs")
     actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

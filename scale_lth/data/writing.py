@@ -71,6 +71,38 @@ def stored_shape(betons: list[Path]) -> list[int] | None:
     return [3, height, width]
 
 
+def image_field(first_image: np.ndarray, options: ImageOptions):
+    """The FFCV field images are stored in: the arrays themselves for grayscale images (one
+    size), RGB images (JPEG or raw, as ``options`` say) for colour ones."""
+    from ffcv.fields import NDArrayField, RGBImageField
+
+    if first_image.ndim == 2:
+        return NDArrayField(np.dtype("uint8"), (1, *first_image.shape))
+    return RGBImageField(
+        write_mode=options.write_mode,
+        max_resolution=options.max_resolution,
+        jpeg_quality=options.jpeg_quality,
+        compress_probability=options.compress_probability,
+    )
+
+
+def write_beton(split, fields: dict, path: Path, workers: int | None = None) -> None:
+    """``split`` as the .beton ``path``: written under a temporary name (removed if the
+    writing stops: an error, Ctrl-C), then renamed."""
+    from ffcv.writer import DatasetWriter
+
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        writer = DatasetWriter(
+            str(temporary), fields, num_workers=workers or len(os.sched_getaffinity(0))
+        )
+        writer.from_indexed_dataset(split, chunksize=64)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def write_splits(
     splits: Mapping[str, Split],
     out: Path,
@@ -86,8 +118,7 @@ def write_splits(
     ``augmentation`` names the training pipeline colour images get by default
     (``pad_crop_flip`` for CIFAR-sized data, ``resized_crop_flip`` for ImageNet-like data).
     """
-    from ffcv.fields import IntField, NDArrayField, RGBImageField
-    from ffcv.writer import DatasetWriter
+    from ffcv.fields import IntField
 
     names = [*(f"{split}.beton" for split in splits), "info.json"]
     existing = [name for name in names if (out / name).exists()]
@@ -99,30 +130,15 @@ def write_splits(
     info_path(out).unlink(missing_ok=True)
     first_image, _ = splits["train"][0]
     gray = first_image.ndim == 2
-    if gray:
-        shape = [1, *first_image.shape]
-        image_field = NDArrayField(np.dtype("uint8"), tuple(shape))
-    else:
-        shape = None  # known once written (see stored_shape)
-        image_field = RGBImageField(
-            write_mode=image_options.write_mode,
-            max_resolution=image_options.max_resolution,
-            jpeg_quality=image_options.jpeg_quality,
-            compress_probability=image_options.compress_probability,
-        )
+    shape = [1, *first_image.shape] if gray else None  # colour: known once written
     if imagenet_statistics:
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
         mean, std = channel_statistics(splits["train"])
-    workers = workers or len(os.sched_getaffinity(0))
+    fields = {"image": image_field(first_image, image_options), "label": IntField()}
     for name, split in splits.items():
         print(f"Writing the {name} split ({len(split):,} images) to {out}", flush=True)
-        temporary = out / f".{name}.beton.{os.getpid()}.partial"
-        writer = DatasetWriter(
-            str(temporary), {"image": image_field, "label": IntField()}, num_workers=workers
-        )
-        writer.from_indexed_dataset(GrayAsArray(split) if gray else split, chunksize=64)
-        os.replace(temporary, out / f"{name}.beton")
+        write_beton(GrayAsArray(split) if gray else split, fields, out / f"{name}.beton", workers)
     if not gray:
         shape = stored_shape([out / f"{name}.beton" for name in splits])
     info = DataInfo(

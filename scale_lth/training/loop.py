@@ -180,7 +180,6 @@ def train_run(
         train_step.network, data.evaluation, training.amp, session, on_eval, clock
     )
     alive = Heartbeat(heartbeat, step, total) if heartbeat and session.is_chief else None
-
     clock.start()
     if state is None:
         with clock.paused():
