@@ -121,7 +121,7 @@ def check_results(
         if layout.is_done(key):
             layout.read_metrics(key)
             if key.is_ticket:
-                load_torch(layout.final_path(key), weights_only=False, mmap=True)
+                load_torch(layout.final_path(key), mmap=True)
         mask_path = layout.mask_path(key)
         if mask_path.is_file():
             mask = Mask.load(mask_path)
@@ -137,7 +137,7 @@ def check_results(
         checkpoints = Checkpoints(folder)
         latest = checkpoints.latest()
         if latest is not None and not layout.is_done(key):
-            load_torch(latest / "state.pt", weights_only=False, mmap=True)
+            load_torch(latest / "state.pt", mmap=True)
             saved = checkpoints.world_size()
             if saved != ranks:
                 raise UserError(
@@ -148,7 +148,7 @@ def check_results(
     for replicate in sorted(replicates):
         for path in (layout.init_path(replicate), layout.rewind_path(replicate)):
             if path.is_file():
-                load_torch(path, weights_only=False, mmap=True)
+                load_torch(path, mmap=True)
     check_saved_points(layout, keys, steps)
 
 

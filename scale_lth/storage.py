@@ -1,6 +1,7 @@
 """Files shared by processes: writes that never leave a half-written file under the final
-name, reads that name a damaged file instead of failing somewhere inside a loader, and locks for
-work that only one process may do at a time."""
+name; reads that load data and never code, and name a damaged, unsafe or unreadable file
+instead of failing somewhere inside a loader; and locks for work that only one process may do
+at a time."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,7 +21,8 @@ from scale_lth.errors import UserError
 
 
 class DamagedFile(UserError):
-    """A result file that exists but cannot be read; the message names it and the fix."""
+    """A result file that exists but is truncated or corrupt; the message names it and the
+    fix."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(
@@ -28,15 +31,50 @@ class DamagedFile(UserError):
         )
 
 
-def load_torch(path: Path, weights_only: bool = True, mmap: bool = False) -> Any:
-    """``torch.load`` onto the CPU; a file that fails to load raises DamagedFile. With
-    ``mmap`` the archive's index and records are read and checked while tensor bytes stay on
-    disk (a cheap check of a large file)."""
+class UnsafeFile(UserError):
+    """A result file that holds more than data: loading it would run code of its choosing."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"{path} holds more than tensors and plain values (loading it would run code it "
+            "names), so it was not loaded: if you did not write it, someone who can write this "
+            "folder did; delete it (its run is trained again) and check who can write there"
+        )
+
+
+class UnreadableFile(UserError):
+    """A result file that could not be read for a reason other than its content."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"cannot read {path}: {reason}; the file is not known to be damaged: fix the cause "
+            "(permissions, the file system, memory) and run again"
+        )
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return "not enough memory" if isinstance(error, MemoryError) else str(error)
+
+
+def load_torch(path: Path, mmap: bool = False, allow: Sequence[Any] = ()) -> Any:
+    """``torch.load`` of a project file onto the CPU as data only (``weights_only``: nothing in
+    the file can run code; ``allow`` names the few more types some files hold). With ``mmap``
+    the archive's index and records are read and checked while tensor bytes stay on disk (a
+    cheap check of a large file)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=mmap)
+        with torch.serialization.safe_globals(list(allow)):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise
-    except Exception:  # torch raises whatever its unpickler or zip reader meets
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            raise UnsafeFile(path) from None
+        raise DamagedFile(path) from None
+    except (OSError, MemoryError) as error:  # permissions, NFS (ESTALE, EIO), memory
+        raise UnreadableFile(path, _reason(error)) from None
+    except Exception:  # what torch's zip reader meets in a truncated or corrupt file
         raise DamagedFile(path) from None
 
 
@@ -45,7 +83,9 @@ def load_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise
-    except (OSError, ValueError):
+    except (OSError, MemoryError) as error:
+        raise UnreadableFile(path, _reason(error)) from None
+    except ValueError:  # not JSON, or not UTF-8
         raise DamagedFile(path) from None
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scale_lth.storage import atomic_torch_save, load_torch
+from scale_lth.storage import DamagedFile, atomic_torch_save, load_torch
 
 
 def _count(flags: torch.Tensor) -> int:
@@ -79,13 +79,13 @@ class Mask(Mapping[str, torch.Tensor]):
 
     @classmethod
     def load(cls, path: str | Path) -> Mask:
+        """A mask ``save`` wrote; any other content (a bit array of another length, missing
+        fields) is a damaged file, never padded or cut to fit."""
         record = load_torch(Path(path))
-        tensors = {}
-        for name, entry in record.items():
-            count = int(np.prod(entry["shape"]))
-            bits = np.unpackbits(entry["bits"].numpy(), count=count).astype(bool)
-            tensors[name] = torch.from_numpy(bits).reshape(entry["shape"])
-        return cls(tensors)
+        try:
+            return cls({name: _unpacked(entry) for name, entry in record.items()})
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise DamagedFile(Path(path)) from None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Mask):
@@ -96,3 +96,13 @@ class Mask(Mapping[str, torch.Tensor]):
 
     def __repr__(self) -> str:
         return f"Mask({len(self)} tensors, {self.num_kept}/{self.num_total} kept)"
+
+
+def _unpacked(entry: dict) -> torch.Tensor:
+    """One tensor's bits, unpacked: exactly one bit per weight of its shape."""
+    shape = [int(size) for size in entry["shape"]]
+    bits = entry["bits"]
+    count = int(np.prod(shape))
+    if bits.dtype != torch.uint8 or bits.dim() != 1 or bits.numel() != -(-count // 8):
+        raise ValueError(f"{bits.numel()} bytes of bits for {count} weights")
+    return torch.from_numpy(np.unpackbits(bits.numpy(), count=count).astype(bool)).reshape(shape)

@@ -22,12 +22,18 @@ import torch
 
 from scale_lth.storage import atomic_torch_save, atomic_write_json, load_json, load_torch
 
+# Checkpoints of an earlier version kept numpy's generator state as an array; reading them needs
+# numpy's array types, which rebuild data and call nothing a file names.
+NUMPY_ARRAYS = (np.ndarray, np.dtype, type(np.dtype(np.uint32)), np._core.multiarray._reconstruct)
+
 
 def capture_rng() -> dict[str, Any]:
+    """Every random number generator's state, as tensors and plain values."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": np.random.get_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
         "python": random.getstate(),
     }
 
@@ -36,7 +42,9 @@ def restore_rng(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-    np.random.set_state(states["numpy"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys
+    np.random.set_state((kind, keys.astype(np.uint32), position, has_gauss, cached))
     random.setstate(states["python"])
 
 
@@ -66,10 +74,10 @@ class TrainingState:
     @classmethod
     def read(cls, folder: Path, rank: int) -> TrainingState:
         """The state in ``folder``; restores this rank's random number generators."""
-        state = cls(**load_torch(folder / "state.pt", weights_only=False))
+        state = cls(**load_torch(folder / "state.pt"))
         rng = folder / f"rng_{rank}.pt"
         if rng.is_file():
-            restore_rng(load_torch(rng, weights_only=False))
+            restore_rng(load_torch(rng, allow=NUMPY_ARRAYS))
         return state
 
 
