@@ -11,10 +11,11 @@ as its ``metrics.json``. BatchNorm statistics are interpolated with the weights,
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from scale_lth.results import InstabilityRun, Layout, RunKey, copies_of
 from scale_lth.storage import load_torch
+from scale_lth.training.evaluation import Batch
 from scale_lth.training.interpolation import instability, path_errors, path_points
 from scale_lth.training.session import Session
 
@@ -25,7 +26,7 @@ def measure_path(
     layout: Layout,
     key: RunKey,
     model,
-    splits: Mapping[str, object],
+    splits: Mapping[str, Iterable[Batch]],
     points: int,
     session: Session,
 ) -> None:
