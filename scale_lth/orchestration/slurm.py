@@ -14,6 +14,7 @@ The cluster's auth token is made new by the first node for each attempt, in the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -233,7 +234,7 @@ def wait_for_nodes(address: str, count: int) -> None:
     import ray
 
     deadline = time.monotonic() + JOIN_SECONDS
-    ray.init(address=address, logging_level="WARNING")
+    ray.init(address=address, logging_level=logging.WARNING)
     while len([node for node in ray.nodes() if node["Alive"]]) < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"only some of the {count} nodes joined the Ray cluster")
