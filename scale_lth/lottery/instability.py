@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
+import torch
+
 from scale_lth.results import InstabilityRun, Layout, RunKey, copies_of
 from scale_lth.storage import load_torch
 from scale_lth.training.evaluation import Batch
@@ -25,7 +27,7 @@ CHOICE_SPLITS = ("val", "test", "train")  # the split ``auto`` reads: held-out d
 def measure_path(
     layout: Layout,
     key: RunKey,
-    model,
+    model: torch.nn.Module,
     splits: Mapping[str, Iterable[Batch]],
     points: int,
     session: Session,
