@@ -57,7 +57,9 @@ def run_steps(config: Config, key: RunKey, steps: Steps) -> int:
 def makespan(graph: RunGraph, seconds: dict[RunKey, float], slots: int) -> float:
     """When the last run ends if ``slots`` runs train at once, each slot taking the first of
     the ready runs (the scheduler's order) as soon as it is free."""
-    now, done, taken = 0.0, set(), set()
+    now = 0.0
+    done: set[RunKey] = set()
+    taken: set[RunKey] = set()
     running: list[tuple[float, int, RunKey]] = []
     while len(done) < len(graph):
         for key in graph.ready(done, taken)[: slots - len(running)]:

@@ -58,7 +58,7 @@ class Status:
                 rate = f", {run.steps_per_second:,.1f} it/s" if run.steps_per_second else ""
                 eta = (
                     f", about {(run.total - run.step) / run.steps_per_second:,.0f} s left"
-                    if run.steps_per_second
+                    if run.steps_per_second and run.step is not None and run.total is not None
                     else ""
                 )
                 out.append(f"  running      {run.key}: step {run.step} of {run.total}{rate}{eta}")

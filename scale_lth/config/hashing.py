@@ -70,6 +70,8 @@ def default_of(spec: dataclasses.Field) -> Any:
     """A field's default value (a fresh copy of a mutable one)."""
     if spec.default is not dataclasses.MISSING:
         return spec.default
+    if spec.default_factory is dataclasses.MISSING:
+        raise TypeError(f"config field {spec.name!r} has no default")
     return spec.default_factory()
 
 

@@ -105,7 +105,7 @@ def _build(cls: type, tree: Any, source: str, prefix: str) -> Any:
         if key not in fields:
             raise ConfigError(_unknown_key(source, prefix, str(key), fields))
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[key] = _build(hint, value, source, prefix=f"{prefix}{key}.")
         else:
             values[key] = _coerce(value, hint, source, f"{prefix}{key}", fields[key])

@@ -205,9 +205,13 @@ def imagefolder(root: Path, holdout: int | None = None) -> dict[str, Split]:
             "test": found["val"],
         }
     return {
-        split: Split(len(files), lambda i, f=files, y=labels: (_read_rgb(f[i]), y[i]), len(classes))
+        split: Split(len(files), _file_reader(files, labels), len(classes))
         for split, (files, labels) in found.items()
     }
+
+
+def _file_reader(files: list[Path], labels: list[int]) -> Callable[[int], tuple[np.ndarray, int]]:
+    return lambda i: (_read_rgb(files[i]), labels[i])
 
 
 def synthetic(

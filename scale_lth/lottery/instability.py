@@ -11,10 +11,13 @@ as its ``metrics.json``. BatchNorm statistics are interpolated with the weights,
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
 
 from scale_lth.results import InstabilityRun, Layout, RunKey, copies_of
 from scale_lth.storage import load_torch
+from scale_lth.training.evaluation import Batch
 from scale_lth.training.interpolation import instability, path_errors, path_points
 from scale_lth.training.session import Session
 
@@ -24,8 +27,8 @@ CHOICE_SPLITS = ("val", "test", "train")  # the split ``auto`` reads: held-out d
 def measure_path(
     layout: Layout,
     key: RunKey,
-    model,
-    splits: Mapping[str, object],
+    model: torch.nn.Module,
+    splits: Mapping[str, Iterable[Batch]],
     points: int,
     session: Session,
 ) -> None:

@@ -4,11 +4,12 @@ A plan lists output widths of successive convolutions, with ``POOL`` marking a m
 """
 
 from collections.abc import Sequence
+from typing import Final, Literal
 
 from torch import nn
 
-POOL = "M"
-Plan = Sequence[int | str]
+POOL: Final = "M"
+Plan = Sequence[int | Literal["M"]]
 
 
 def conv_stack(plan: Plan, in_channels: int, batch_norm: bool) -> nn.Sequential:

@@ -14,11 +14,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Final, Literal
 
 from scale_lth.lottery.graph import RunGraph
 from scale_lth.results import Layout, RunKey
 
-WAIT = "wait"  # nothing ready now: ask again soon
+WAIT: Final = "wait"  # nothing ready now: ask again soon
+Answer = RunKey | Literal["wait"] | None  # a slot's next run, WAIT, or None: none is left
 # A waiting slot asks again within this: a run that becomes ready starts at most this late (a
 # question costs the queue about a millisecond).
 MAX_PAUSE_SECONDS = 0.2
@@ -38,7 +40,7 @@ class RunQueue:
             if self.layout.is_done(key):
                 self.done.add(key)
 
-    def next(self, slot: str, turn: int) -> RunKey | None | str:
+    def next(self, slot: str, turn: int) -> Answer:
         """The slot's ``turn``-th run; None when every run is taken by a slot (or the queue is
         stopped); WAIT when none is ready yet."""
         if (slot, turn) in self.answers:
@@ -67,7 +69,7 @@ class RunQueue:
         return {"running": running, "ready": ready, "waiting": waiting, "done": len(self.done)}
 
 
-def turns(ask: Callable[[str, int], RunKey | None | str], slot: str) -> Iterator[RunKey]:
+def turns(ask: Callable[[str, int], Answer], slot: str) -> Iterator[RunKey]:
     """The runs a slot trains, in order: ``ask`` is the queue's ``next`` (through Ray)."""
     turn, pause = 0, 0.05
     while True:

@@ -14,10 +14,12 @@ The cluster's auth token is made new by the first node for each attempt, in the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +71,7 @@ def executor(config: Config, cluster: str | None = None) -> submitit.AutoExecuto
     return made
 
 
-def start_after(made: submitit.AutoExecutor, jobs) -> None:
+def start_after(made: submitit.AutoExecutor, jobs: Iterable[submitit.Job]) -> None:
     """The jobs ``made`` submits next start only once every one of ``jobs`` has completed
     (``afterok``); if one of them fails they are cancelled, not left pending for ever."""
     ids = ":".join(job.job_id for job in jobs)
@@ -112,7 +114,9 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         self._follow(files, host, cpus, gpus, environment.node)
         return {}
 
-    def _lead(self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, nodes: int):
+    def _lead(
+        self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, nodes: int
+    ) -> dict[str, object]:
         from scale_lth.cli import run
 
         token = create_token(files.token)
@@ -135,7 +139,9 @@ class ExperimentTask(submitit.helpers.Checkpointable):
             head.stop(grace_seconds=2)  # within SLURM's KillWait after a SIGTERM
         return {"arguments": self.arguments, "nodes": nodes, "head": head.address}
 
-    def _follow(self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, node: int):
+    def _follow(
+        self, files: AllocationFiles, host: str, cpus: int, gpus: int | None, node: int
+    ) -> None:
         head = files.head_address()  # announced after the token was written
         worker = start_worker(head, host, cpus, files.token, gpus)
         files.remember(node, worker)
@@ -145,7 +151,7 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         finally:
             worker.stop()
 
-    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+    def checkpoint(self, *args: object, **kwargs: object) -> submitit.helpers.DelayedSubmission:
         """Preempted or out of time: submit the same task again; it resumes from disk."""
         return submitit.helpers.DelayedSubmission(
             ExperimentTask(self.command, self.overrides, self.options)
@@ -233,7 +239,7 @@ def wait_for_nodes(address: str, count: int) -> None:
     import ray
 
     deadline = time.monotonic() + JOIN_SECONDS
-    ray.init(address=address, logging_level="WARNING")
+    ray.init(address=address, logging_level=logging.WARNING)
     while len([node for node in ray.nodes() if node["Alive"]]) < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"only some of the {count} nodes joined the Ray cluster")

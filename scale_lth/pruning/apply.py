@@ -23,7 +23,7 @@ class MaskedParameters:
     def __init__(self, model: torch.nn.Module, mask: Mask) -> None:
         parameters = dict(unwrap(model).named_parameters())
         mask.validate(parameters)
-        self.parameters = [parameters[name] for name in mask]
+        self.parameters: list[torch.Tensor] = [parameters[name] for name in mask]
         self.factors = [
             mask[name].to(device=p.device, dtype=p.dtype)
             for name, p in zip(mask, self.parameters, strict=True)

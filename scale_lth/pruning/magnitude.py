@@ -37,14 +37,13 @@ def magnitude_prune(
         missing = sorted(set(weights) - set(fraction))
         if missing:
             raise ValueError(f"no pruning fraction given for {', '.join(missing)}")
-        scope = "layer"
     elif scope not in ("global", "layer"):
         raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
 
     names = list(weights)
     kept = mask.layer_kept()
     alive = [None if kept[name] == mask[name].numel() else mask[name] for name in names]
-    if scope == "global":
+    if scope == "global" and not isinstance(fraction, Mapping):
         survivors = without_smallest(
             [weights[name] for name in names], alive, removal_count(fraction, sum(kept.values()))
         )

@@ -33,15 +33,25 @@ def snip_scores(
     """
     names = list(names) if names is not None else prunable(model)
     parameters = dict(model.named_parameters())
-    if isinstance(inputs, torch.Tensor):
-        inputs, targets = [inputs], [targets]
+    batches = list(zip(_minibatches(inputs), _minibatches(targets), strict=True))
     model.zero_grad(set_to_none=True)
-    for images, labels in zip(inputs, targets, strict=True):
-        (F.cross_entropy(model(images), labels) / len(inputs)).backward()
-    raw = {name: (parameters[name].grad * parameters[name]).detach().abs() for name in names}
+    for images, labels in batches:
+        (F.cross_entropy(model(images), labels) / len(batches)).backward()
+    raw = {name: _sensitivity(name, parameters[name]) for name in names}
     model.zero_grad(set_to_none=True)
     total = sum(score.sum(dtype=torch.float64) for score in raw.values())
     return {name: (score.double() / total).float().cpu() for name, score in raw.items()}
+
+
+def _minibatches(tensors: Tensors) -> Sequence[torch.Tensor]:
+    return [tensors] if isinstance(tensors, torch.Tensor) else tensors
+
+
+def _sensitivity(name: str, weight: torch.Tensor) -> torch.Tensor:
+    """``|w * dL/dw|``, unnormalised."""
+    if weight.grad is None:
+        raise ValueError(f"{name} got no gradient: the loss does not depend on it")
+    return (weight.grad * weight).detach().abs()
 
 
 def snip_prune(

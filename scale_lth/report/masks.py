@@ -125,18 +125,18 @@ def analyse(layout: Layout, replicates: set[int] | None = None) -> MaskAnalytics
         analytics.collapse.extend(
             Collapse(key.replicate, key.level, key.branch, finding) for finding in collapse(mask)
         )
-    for (level, branch), replicates in sorted(
+    for (level, branch), by_replicate in sorted(
         by_level_branch.items(), key=lambda item: (branch_order(item[0][1]), item[0][0])
     ):
         layers = analytics.densities.setdefault(branch, {})
-        for name in next(iter(replicates.values())):
+        for name in next(iter(by_replicate.values())):
             layers.setdefault(name, {})[level] = statistics.fmean(
-                mask.layer_densities()[name] for mask in replicates.values()
+                mask.layer_densities()[name] for mask in by_replicate.values()
             )
     trunk = {level: kept for (level, branch), kept in by_level_branch.items() if branch == TICKET}
-    for level, replicates in sorted(trunk.items()):
+    for level, by_replicate in sorted(trunk.items()):
         earlier = trunk.get(level - 1, {})
-        pairs = [(earlier[r], replicates[r]) for r in replicates if r in earlier]
+        pairs = [(earlier[r], by_replicate[r]) for r in by_replicate if r in earlier]
         if pairs:
             analytics.overlaps.append(
                 Overlap(
@@ -144,7 +144,8 @@ def analyse(layout: Layout, replicates: set[int] | None = None) -> MaskAnalytics
                 )
             )
         pairs = [
-            (replicates[a], replicates[b]) for a, b in itertools.combinations(sorted(replicates), 2)
+            (by_replicate[a], by_replicate[b])
+            for a, b in itertools.combinations(sorted(by_replicate), 2)
         ]
         if pairs:
             analytics.overlaps.append(
@@ -153,7 +154,7 @@ def analyse(layout: Layout, replicates: set[int] | None = None) -> MaskAnalytics
         for (other_level, branch), others in sorted(by_level_branch.items()):
             if other_level != level or _shares_the_tickets_mask(branch):
                 continue
-            pairs = [(replicates[r], others[r]) for r in others if r in replicates]
+            pairs = [(by_replicate[r], others[r]) for r in others if r in by_replicate]
             if pairs:
                 analytics.overlaps.append(
                     Overlap("methods", level, TICKET, branch, *_mean_overlap(pairs))

@@ -74,7 +74,7 @@ class TrainStep:
     @property
     def lr(self) -> float:
         """The rate the last step used (the schedule's current one before any step)."""
-        return self.scheduler.get_last_lr()[0]
+        return float(self.scheduler.get_last_lr()[0])  # torch allows a tensor rate; ours are floats
 
     def states(self) -> dict:
         """The optimizer's, schedule's and scaler's states, for a checkpoint."""
