@@ -163,7 +163,7 @@ def compare(args: argparse.Namespace) -> int:
     )
     from scale_lth.tracking.experiment import experiment_name
     from scale_lth.tracking.reports import log_comparison
-    from scale_lth.tracking.uri import tracking_uri
+    from scale_lth.tracking.uri import credentials_moved, tracking_uri
 
     items = comparison_items(args.experiments)
     if len(items) < 2:
@@ -178,6 +178,7 @@ def compare(args: argparse.Namespace) -> int:
     first = configs[0][0]
     if first.tracking.enabled:
         named = dict(zip((e.root.name for e in experiments), legends(experiments), strict=True))
+        first = credentials_moved(first)
         uri, name = tracking_uri(first), experiment_name(first)
         print(log_comparison(uri, name, comparison, named, paths), file=sys.stderr)
     return 0
@@ -220,8 +221,10 @@ def sync(args: argparse.Namespace) -> int:
 
 
 def config_show(args: argparse.Namespace) -> int:
+    from scale_lth.tracking.uri import without_credentials
+
     config = load(args.config, args.overrides)
-    flat = config.flat()
+    flat = {key: without_credentials(value) for key, value in config.flat().items()}
     width = max(len(key) for key in flat)
     lines = [f"{key:<{width}}  {value}" for key, value in flat.items()]
     print(json.dumps(flat, indent=2) if args.json else "\n".join(lines))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import yaml
 
 from scale_lth import preflight
 from scale_lth.config import Config
-from scale_lth.data import ensure_written
+from scale_lth.data import DataInfo, ensure_written, planned_info
 from scale_lth.errors import UserError
 from scale_lth.lottery.graph import Reads, RunGraph
 from scale_lth.lottery.job import Job
@@ -28,16 +29,26 @@ from scale_lth.tracking.reports import log_report
 from scale_lth.tracking.tracker import MlflowTracker, deliver_earlier_events
 from scale_lth.tracking.tracker import sync as sync_events
 from scale_lth.tracking.ui import ui_line
-from scale_lth.tracking.uri import tracking_uri
+from scale_lth.tracking.uri import credentials_moved, tracking_uri
 
 
-def write_config(config: Config) -> None:
+@dataclass(frozen=True)
+class Checked:
+    """An invocation's input once every check has passed."""
+
+    config: Config  # its tracking store settled (a fallback if the server is away)
+    layout: Layout
+    steps: Steps  # the experiment's durations in steps
+    info: DataInfo  # the data, written
+
+
+def write_config(config: Config, info: DataInfo) -> None:
     """The resolved config beside the results, for people (results are found by hash), and the
     identity a later invocation checks the folder against."""
     path = Layout(config.experiment_dir).config_path
     if not path.exists():
         atomic_write(path, yaml.safe_dump(config.flat(), sort_keys=False))
-    preflight.write_identity(config)
+    preflight.write_identity(config, info)
 
 
 def chief_observers(config: Config, bars: BarFactory | None) -> list[Observer]:
@@ -53,7 +64,7 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
     """Run what ``job`` asks for that is not finished, then report; return the runs this
     call finished."""
     started = time.perf_counter()
-    config = config.resolved()
+    config = credentials_moved(config.resolved())  # before anything writes or prints the URI
     before = set(Layout(config.experiment_dir).every_finished())
     todo = [key for key in job.keys() if key not in before]
     graph = RunGraph.of(todo, before, Reads.of(config))
@@ -63,8 +74,8 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
             f"the trunk has no finished run for {first}{f' (and {more} more)' if more else ''}: "
             "train the levels before these first (`scale-lth lottery` on this config)"
         )
-    config, layout, steps = check(config, job)
-    config = prepare_tracking(config)
+    checked = check(config, job)
+    config, layout = prepare_tracking(checked.config), checked.layout
     if config.tracking.enabled:
         deliver_earlier_events(config)
     finished: list[RunKey] = []
@@ -72,9 +83,9 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
         print(f"Nothing to do: all {len(job.keys())} runs are finished in {layout.root}")
     else:
         print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train")
-        write_config(config)
+        write_config(config, checked.info)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
-        ray_train.fit(config, graph, steps, partial(chief_observers, config), bars)
+        ray_train.fit(config, graph, checked.steps, partial(chief_observers, config), bars)
         finished = [key for key in layout.every_finished() if key not in before]
     report(config, finished)
     if finished:
@@ -99,23 +110,25 @@ def training_seconds(runs: list[dict]) -> float:
     return covered
 
 
-def check(config: Config, job: Job) -> tuple[Config, Layout, Steps]:
-    """Every check that can fail on the input, before Ray starts or a result is written; the
-    config comes back with its tracking store settled (a fallback if the server is away), and
-    the experiment's durations in steps."""
+def check(config: Config, job: Job) -> Checked:
+    """Every check that can fail on the input, before Ray starts or a result is written (the
+    embedded digits are written last, once everything else has passed)."""
     check_model(config)
+    preflight.check_folders(config)
     preflight.check_ray(config)
     config = preflight.check_tracking(config, tracking_uri(config))
-    info = ensure_written(config.data_dir, config.data.dataset)
-    preflight.check_data(config, info)
-    preflight.check_identity(config)
-    probe = build_network(config, info, seed=0)
+    planned = planned_info(config.data_dir, config.data.dataset)
+    preflight.check_data(config, planned)
+    probe = build_network(config, planned, seed=0)
+    preflight.check_levels(config, probe)
     layout = Layout(config.experiment_dir)
-    steps = Steps.of(config, info.splits["train"])
+    steps = Steps.of(config, planned.splits["train"])
     preflight.check_results(layout, job.keys(), probe, config, steps)
     if any(not layout.is_done(key) for key in job.keys()):  # room only for what will train
         preflight.check_disk(config, probe, runs_per_level=1 + len(job.branches))
-    return config, layout, steps
+    info = ensure_written(config.data_dir, config.data.dataset)
+    preflight.check_identity(config, info)
+    return Checked(config, layout, steps, info)
 
 
 def report(config: Config, finished: list[RunKey]) -> None:
@@ -136,6 +149,7 @@ def report(config: Config, finished: list[RunKey]) -> None:
 def sync(config: Config) -> int:
     """Send MLflow every tracking event the experiment kept on disk; 1 if some are left (the
     store stopped answering), else 0."""
+    config = credentials_moved(config)
     preflight.check_tracking(config, tracking_uri(config), fallback=False)
     config = prepare_tracking(config)
     left = sync_events(config)

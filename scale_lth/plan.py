@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scale_lth.config import Config
-from scale_lth.data import ensure_written
+from scale_lth.data import planned_info
 from scale_lth.data.info import info_path
 from scale_lth.lottery.graph import Reads, RunGraph, start_of_run
 from scale_lth.lottery.job import Job
+from scale_lth.lottery.network import build_network
 from scale_lth.lottery.steps import Steps, per_worker_batch, world_size
+from scale_lth.preflight import check_levels
 from scale_lth.results import InstabilityRun, Layout, RunKey
 
 # Training-split sizes as scale-lth writes them (validation held out of CIFAR-10's and MNIST's
@@ -28,10 +30,15 @@ TRAIN_IMAGES = {"imagenet": 1_281_167, "cifar10": 45_000, "mnist": 55_000}
 
 
 def train_images(config: Config) -> int:
+    """The training split's size, from the data if it is there (the digits are not written
+    for it), else from the data set's known size; with the data, the levels are checked to
+    keep weights, as ``lottery`` checks them."""
     folder = Path(config.data_dir)
     if not info_path(folder).is_file() and config.data.dataset in TRAIN_IMAGES:
         return TRAIN_IMAGES[config.data.dataset]
-    return ensure_written(folder, config.data.dataset).splits["train"]  # digits: written now
+    info = planned_info(folder, config.data.dataset)
+    check_levels(config, build_network(config, info, seed=0))
+    return info.splits["train"]
 
 
 def run_steps(config: Config, key: RunKey, steps: Steps) -> int:
@@ -57,29 +64,30 @@ def run_steps(config: Config, key: RunKey, steps: Steps) -> int:
 def makespan(graph: RunGraph, seconds: dict[RunKey, float], slots: int) -> float:
     """When the last run ends if ``slots`` runs train at once, each slot taking the first of
     the ready runs (the scheduler's order) as soon as it is free."""
-    now = 0.0
-    done: set[RunKey] = set()
-    taken: set[RunKey] = set()
+    waiting = {key: len(before) for key, before in graph.waits_for.items()}
+    ready = [(graph.priority(key), key) for key, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
     running: list[tuple[float, int, RunKey]] = []
-    while len(done) < len(graph):
-        for key in graph.ready(done, taken)[: slots - len(running)]:
-            taken.add(key)
+    now, ended = 0.0, 0
+    while ended < len(graph):
+        while ready and len(running) < slots:
+            _, key = heapq.heappop(ready)
             heapq.heappush(running, (now + seconds[key], graph.position[key], key))
         now, _, key = heapq.heappop(running)
-        done.add(key)
+        ended += 1
+        for after in graph.waiting_on[key]:
+            waiting[after] -= 1
+            if waiting[after] == 0:
+                heapq.heappush(ready, (graph.priority(after), after))
     return now
 
 
 def critical_seconds(graph: RunGraph, seconds: dict[RunKey, float]) -> float:
     """The longest chain of runs, in seconds: no number of GPUs finishes sooner."""
     ends: dict[RunKey, float] = {}
-
-    def end(key: RunKey) -> float:
-        if key not in ends:
-            ends[key] = seconds[key] + max(map(end, graph.waits_for[key]), default=0.0)
-        return ends[key]
-
-    return max(map(end, graph.waits_for), default=0.0)
+    for key in graph.order:  # each after every run it waits for
+        ends[key] = seconds[key] + max((ends[run] for run in graph.waits_for[key]), default=0.0)
+    return max(ends.values(), default=0.0)
 
 
 @dataclass(frozen=True)

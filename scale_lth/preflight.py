@@ -9,6 +9,7 @@ before Ray starts or any file is written. docs/errors.md lists every message.
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,14 +26,16 @@ from torch import nn
 from scale_lth.config import Config, ConfigError
 from scale_lth.config.hashing import non_default_values
 from scale_lth.data import DataInfo
+from scale_lth.data.info import info_path
 from scale_lth.errors import UserError
-from scale_lth.lottery.network import pruned_names
+from scale_lth.lottery.network import first_empty_level, pruned_names
 from scale_lth.lottery.steps import Steps, iterations_per_epoch, world_size
 from scale_lth.orchestration.ray_auth import require_client_token
 from scale_lth.orchestration.ray_train import worker_groups
 from scale_lth.pruning import Mask
 from scale_lth.results import InstabilityRun, Layout, RunKey
 from scale_lth.storage import atomic_write, load_json, load_torch
+from scale_lth.tracking.uri import auth_headers, local_store
 from scale_lth.training.state import Checkpoints
 
 CONNECT_SECONDS = 5.0
@@ -82,28 +86,48 @@ def check_data(config: Config, info: DataInfo) -> None:
 
 
 # ----- the experiment's folder ---------------------------------------------------------------
-def identity(config: Config) -> dict:
-    return {"hash": config.hash, "computes": non_default_values(config)}
+def identity(config: Config, info: DataInfo) -> dict:
+    """What the experiment computes, and on which data."""
+    return {"hash": config.hash, "computes": non_default_values(config), "data": info.identity()}
 
 
-def check_identity(config: Config) -> None:
-    """The folder, if it exists, was written by a config that computes the same thing."""
+def check_identity(config: Config, info: DataInfo) -> None:
+    """The folder, if it exists, was written by a config that computes the same thing, on the
+    same data (an experiment of an earlier version records no data: it adopts this one)."""
     path = Layout(config.experiment_dir).identity_path
     if not path.is_file():
         return
     written = load_json(path)
-    if written.get("computes") != identity(config)["computes"]:
+    if written.get("computes") != non_default_values(config):
         raise UserError(
             f"{config.experiment_dir} was written by a different config (see its "
             f"{path.name}): set output_root or name to use another folder, or move that "
             "one away"
         )
+    data = written.get("data")
+    if data is not None and data != info.identity():
+        raise UserError(
+            f"{config.experiment_dir} was trained on other data than {config.data_dir} holds "
+            f"now ({_data_difference(data, info.identity())}): point data.path at the data it "
+            "was trained on, or set output_root or name to start another experiment"
+        )
 
 
-def write_identity(config: Config) -> None:
+def _data_difference(before: dict, now: dict) -> str:
+    """The first difference between two data identities, in words."""
+    if before.get("source") != now["source"] or before.get("splits") != now["splits"]:
+        then = f"{before.get('source')} {before.get('splits')}"
+        return f"{then} then, {now['source']} {now['splits']} now"
+    split = next(s for s in now["digests"] if before["digests"].get(s) != now["digests"][s])
+    return f"{split}.beton was {before['digests'].get(split)}, is {now['digests'][split]}"
+
+
+def write_identity(config: Config, info: DataInfo) -> None:
+    """``identity.json``, once; an earlier version's, without the data, gets it now."""
     path = Layout(config.experiment_dir).identity_path
-    if not path.exists():
-        atomic_write(path, json.dumps(identity(config), indent=1, sort_keys=True) + "\n")
+    written = load_json(path) if path.is_file() else {}
+    if "data" not in written:
+        atomic_write(path, json.dumps(identity(config, info), indent=1, sort_keys=True) + "\n")
 
 
 def check_results(
@@ -137,6 +161,11 @@ def check_results(
         checkpoints = Checkpoints(folder)
         latest = checkpoints.latest()
         if latest is not None and not layout.is_done(key):
+            if not latest.is_dir():
+                raise UserError(
+                    f"{checkpoints.pointer} points at {latest.name}, which is not there: delete "
+                    f"{checkpoints.pointer} to train that run from its start"
+                )
             load_torch(latest / "state.pt", mmap=True)
             saved = checkpoints.world_size()
             if saved != ranks:
@@ -201,8 +230,11 @@ def check_ray(config: Config) -> None:
     for the workers (a cluster's own are checked once connected, before training starts)."""
     address = config.scaling.address or os.environ.get("RAY_ADDRESS", "")
     if address and address != "auto":
-        host, port = _host_port(address, default_port=6379)
         setting = "scaling.address" if config.scaling.address else "RAY_ADDRESS"
+        try:
+            host, port = _host_port(address, default_port=6379)
+        except ValueError as error:  # a port that is no number, or out of range
+            raise UserError(f"{setting}={address}: {error}; write it as HOST:PORT") from None
         try:
             socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
         except OSError as error:
@@ -216,15 +248,48 @@ def check_ray(config: Config) -> None:
         worker_groups(config, len(os.sched_getaffinity(0)), torch.cuda.device_count(), "here")
 
 
+def check_folders(config: Config) -> None:
+    """``output_root``, and ``data_root`` where data will be written there, are folders this
+    user can write (or can be made in one)."""
+    places = [("output_root", Path(config.output_root))]
+    if not config.data.path and not info_path(config.data_dir).is_file():  # digits: written
+        places.append(("data_root", Path(config.data_root)))
+    for setting, folder in places:
+        if folder.exists() and not folder.is_dir():
+            raise UserError(
+                f"{setting} {folder} is a file, not a folder: set {setting} to a folder"
+            )
+        existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(
+                f"{setting} {folder}: {existing} cannot be written by this user (read-only or "
+                f"another user's): set {setting} to a folder you can write"
+            )
+
+
+def check_levels(config: Config, model: nn.Module) -> None:
+    """Every level keeps some weight: a level that removes the last weights of a tensor pruned
+    at its own rate, or of the tensors ranked together, leaves nothing to train."""
+    empty = first_empty_level(config, model)
+    if empty is not None:
+        level, where = empty
+        raise ConfigError(
+            f"pruning.levels {config.pruning.levels} at pruning.fraction "
+            f"{config.pruning.fraction}: level {level} would leave no weight in {where}; set "
+            f"pruning.levels to at most {level - 1} or prune less per level"
+        )
+
+
 def check_tracking(config: Config, uri: str, fallback: bool = True) -> Config:
     """An MLflow server URI answers its health check; if not, the config's fallback store is
     used (returned in the config) where ``fallback`` allows one, or the run is refused."""
     if not config.tracking.enabled or not uri.startswith(("http://", "https://")):
         return config
+    health = urllib.request.Request(f"{uri.rstrip('/')}/health", headers=auth_headers())
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=CONNECT_SECONDS):
+        with urllib.request.urlopen(health, timeout=CONNECT_SECONDS):
             return config
-    except (OSError, urllib.error.URLError) as error:
+    except (OSError, ValueError, http.client.HTTPException) as error:  # ValueError: a bad URL
         reason = _reason(getattr(error, "reason", error))
     store = config.tracking.fallback_uri if fallback else ""
     if not store:
@@ -233,8 +298,34 @@ def check_tracking(config: Config, uri: str, fallback: bool = True) -> Config:
             "(or MLFLOW_TRACKING_URI), set tracking.fallback_uri to a local store, or set "
             "tracking.enabled=false"
         )
+    fallen_back = dataclasses.replace(config.tracking, uri=store)
+    problem = store_problem(store)
+    if problem:
+        raise UserError(
+            f"MLflow at {uri} does not answer ({reason}), and tracking.fallback_uri {store} "
+            f"{problem}: start the server, or fix tracking.uri or tracking.fallback_uri"
+        )
     print(f"MLflow at {uri} does not answer ({reason}); logging to {store} instead", flush=True)
-    return dataclasses.replace(config, tracking=dataclasses.replace(config.tracking, uri=store))
+    return dataclasses.replace(config, tracking=fallen_back)
+
+
+def store_problem(uri: str) -> str | None:
+    """Why a tracking store cannot be used, in words; None if it can: a server that answers
+    its health check, or a SQLite file in a folder this user can write."""
+    if uri.startswith(("http://", "https://")):
+        health = urllib.request.Request(f"{uri.rstrip('/')}/health", headers=auth_headers())
+        try:
+            with urllib.request.urlopen(health, timeout=CONNECT_SECONDS):
+                return None
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            return f"does not answer either ({_reason(getattr(error, 'reason', error))})"
+    store = local_store(uri)
+    if store is None:
+        return None  # another kind of store: MLflow's client says what it makes of it
+    folder = next(parent for parent in store.parents if parent.exists())
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot be written under {folder}"
+    return None
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:

@@ -45,7 +45,13 @@ def load(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
 
 def load_saved(path: Path) -> Config:
     """The config an experiment was written with (its ``config.yaml``: every setting, flat)."""
-    flat = current_names(yaml.safe_load(Path(path).read_text()) or {})
+    saved = _read_yaml(Path(path))
+    if not saved:
+        raise ConfigError(
+            f"{path} is empty: the experiment's saved config is lost; name the experiment by its "
+            "CONFIG instead of its folder"
+        )
+    flat = current_names(saved)
     return load(None, [f"{key}={json.dumps(value)}" for key, value in flat.items()])
 
 
@@ -54,6 +60,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such config file (see configs/ for the shipped ones)")
     try:
         tree = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

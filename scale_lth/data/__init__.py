@@ -3,7 +3,7 @@
 from scale_lth.data.errors import DataError
 from scale_lth.data.info import DataInfo
 from scale_lth.data.loaders import Batches, LoaderOptions, eval_batches, train_batches
-from scale_lth.data.preparation import ensure_written
+from scale_lth.data.preparation import ensure_written, planned_info
 from scale_lth.data.writing import ImageOptions, write_splits
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "ImageOptions",
     "LoaderOptions",
     "ensure_written",
+    "planned_info",
     "eval_batches",
     "train_batches",
     "write_splits",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scale_lth.data.errors import DataError
@@ -27,6 +28,7 @@ class DataInfo:
     mean: list[float]  # per channel, 0-255 scale
     std: list[float]
     augmentation: str  # default training pipeline: none, pad_crop_flip or resized_crop_flip
+    digests: dict[str, str] = field(default_factory=dict)  # split -> SHA-256 of its .beton
 
     @property
     def channels(self) -> int:
@@ -44,9 +46,29 @@ class DataInfo:
                 "write it first with `scale-lth data write --source ... --out "
                 f"{folder}`"
             )
-        return cls(**json.loads(path.read_text()))
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (TypeError, ValueError):  # not JSON, or not the fields scale-lth writes
+            raise DataError(
+                f"{path}: not a data description scale-lth wrote; write the data again with "
+                f"`scale-lth data write ... --out {folder} --overwrite`"
+            ) from None
+
+    def identity(self) -> dict:
+        """What the data is, for an experiment's identity: its source, split sizes and the
+        content digest of every file."""
+        return {"source": self.source, "splits": self.splits, "digests": self.digests}
 
     def beton(self, folder: Path, split: str) -> Path:
         if split not in self.splits:
             raise DataError(f"{folder}: has no {split} split (it has {', '.join(self.splits)})")
         return Path(folder) / f"{split}.beton"
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 4 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while piece := file.read(4 << 20):
+            digest.update(piece)
+    return digest.hexdigest()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from scale_lth.data import sources
 from scale_lth.data.errors import DataError
 from scale_lth.data.info import INFO_FILE, DataInfo, info_path
-from scale_lth.data.writing import write_splits
+from scale_lth.data.writing import describe, write_splits
 from scale_lth.storage import exclusive
 
 WRITE_HINTS = {
@@ -17,6 +18,14 @@ WRITE_HINTS = {
     "synthetic": "--source synthetic --num-classes 10 --image-size 32",
     "digits": "--source digits",
 }
+
+
+def planned_info(folder: Path, dataset: str) -> DataInfo:
+    """The folder's DataInfo, or, for scikit-learn's digits not yet written, the one writing
+    them will give (its split sizes and shape, for the checks that come before any writing)."""
+    if info_path(folder).is_file() or dataset != "digits":
+        return ensure_written(folder, dataset)
+    return describe(sources.digits(), "digits")
 
 
 def ensure_written(folder: Path, dataset: str) -> DataInfo:
@@ -40,7 +49,20 @@ def ensure_written(folder: Path, dataset: str) -> DataInfo:
         )
     for split in info.splits:
         check_beton(info.beton(folder, split), info.splits[split], info.num_classes, dataset)
-    return info
+    return with_digests(folder, info)
+
+
+def with_digests(folder: Path, info: DataInfo) -> DataInfo:
+    """``info`` with a digest of every split's file: the SHA-256 written with the data, or for
+    data an earlier version wrote (none recorded; its folder may be read-only and large) each
+    file's size and modification time, which any rewrite changes."""
+    if set(info.digests) == set(info.splits):
+        return info
+    stats = {split: info.beton(folder, split).stat() for split in info.splits}
+    digests = {
+        split: f"size {stat.st_size}, modified {stat.st_mtime_ns}" for split, stat in stats.items()
+    }
+    return dataclasses.replace(info, digests=digests)
 
 
 def check_beton(path: Path, samples: int, classes: int, dataset: str) -> None:

@@ -8,6 +8,7 @@ last, so a folder with an ``info.json`` is a finished data set.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from scale_lth.data.errors import DataError
-from scale_lth.data.info import DataInfo, info_path
+from scale_lth.data.info import DataInfo, file_digest, info_path
 from scale_lth.data.sources import Split
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -128,28 +129,43 @@ def write_splits(
         )
     out.mkdir(parents=True, exist_ok=True)
     info_path(out).unlink(missing_ok=True)
+    info = describe(splits, source, imagenet_statistics, augmentation)
     first_image, _ = splits["train"][0]
     gray = first_image.ndim == 2
-    shape = [1, *first_image.shape] if gray else None  # colour: known once written
+    fields = {"image": image_field(first_image, image_options), "label": IntField()}
+    digests = {}
+    for name, split in splits.items():
+        print(f"Writing the {name} split ({len(split):,} images) to {out}", flush=True)
+        path = out / f"{name}.beton"
+        write_beton(GrayAsArray(split) if gray else split, fields, path, workers)
+        digests[name] = file_digest(path)
+    shape = info.shape if gray else stored_shape([out / f"{name}.beton" for name in splits])
+    info = dataclasses.replace(info, shape=shape, digests=digests)
+    info.save(out)
+    return info
+
+
+def describe(
+    splits: Mapping[str, Split],
+    source: str,
+    imagenet_statistics: bool = False,
+    augmentation: str = "pad_crop_flip",
+) -> DataInfo:
+    """What ``info.json`` will say of ``splits`` once written, but for what only the written
+    files tell: a colour source's stored size and the files' digests."""
+    first_image, _ = splits["train"][0]
+    gray = first_image.ndim == 2
     if imagenet_statistics:
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
         mean, std = channel_statistics(splits["train"])
-    fields = {"image": image_field(first_image, image_options), "label": IntField()}
-    for name, split in splits.items():
-        print(f"Writing the {name} split ({len(split):,} images) to {out}", flush=True)
-        write_beton(GrayAsArray(split) if gray else split, fields, out / f"{name}.beton", workers)
-    if not gray:
-        shape = stored_shape([out / f"{name}.beton" for name in splits])
-    info = DataInfo(
+    return DataInfo(
         source=source,
         layout="gray" if gray else "rgb",
         num_classes=splits["train"].num_classes,
-        shape=shape,
+        shape=[1, *first_image.shape] if gray else None,
         splits={name: len(split) for name, split in splits.items()},
         mean=mean,
         std=std,
         augmentation="none" if gray else augmentation,
     )
-    info.save(out)
-    return info

@@ -104,7 +104,7 @@ class RunGraph:
         finished: Collection[RunKey],
         reads: Reads,
     ) -> RunGraph:
-        todo = [key for key in keys if key not in finished]
+        todo = {key: None for key in keys if key not in finished}  # in order, looked up fast
         waits_for, missing = {}, set()
         for key in todo:
             read = reads(key)
@@ -116,21 +116,33 @@ class RunGraph:
         return len(self.waits_for)
 
     @cached_property
-    def chain(self) -> dict[RunKey, int]:
-        """Each run's longest chain of runs that wait on it, itself included."""
+    def waiting_on(self) -> dict[RunKey, list[RunKey]]:
+        """For each run, the runs that wait for it."""
         waiting_on: dict[RunKey, list[RunKey]] = {key: [] for key in self.waits_for}
         for key, before in self.waits_for.items():
             for run in before:
                 waiting_on[run].append(key)
+        return waiting_on
+
+    @cached_property
+    def order(self) -> list[RunKey]:
+        """The runs in an order where each comes after every run it waits for (walked
+        without recursion: a graph of thousands of levels is as easy as one of two)."""
+        waiting = {key: len(before) for key, before in self.waits_for.items()}
+        ordered = [key for key, count in waiting.items() if count == 0]
+        for key in ordered:  # grows while it is walked
+            for after in self.waiting_on[key]:
+                waiting[after] -= 1
+                if waiting[after] == 0:
+                    ordered.append(after)
+        return ordered
+
+    @cached_property
+    def chain(self) -> dict[RunKey, int]:
+        """Each run's longest chain of runs that wait on it, itself included."""
         length: dict[RunKey, int] = {}
-
-        def measure(key: RunKey) -> int:
-            if key not in length:
-                length[key] = 1 + max((measure(run) for run in waiting_on[key]), default=0)
-            return length[key]
-
-        for key in self.waits_for:
-            measure(key)
+        for key in reversed(self.order):
+            length[key] = 1 + max((length[run] for run in self.waiting_on[key]), default=0)
         return length
 
     def critical_path(self) -> list[RunKey]:
@@ -140,7 +152,7 @@ class RunGraph:
         while candidates:
             best = max(candidates, key=lambda key: (self.chain[key], -self.position[key]))
             path.append(best)
-            candidates = [key for key, before in self.waits_for.items() if best in before]
+            candidates = self.waiting_on[best]
         return path
 
     @cached_property
@@ -156,7 +168,8 @@ class RunGraph:
             for key, before in self.waits_for.items()
             if key not in taken and key not in done and before <= done
         ]
-        return sorted(ready, key=self._priority)
+        return sorted(ready, key=self.priority)
 
-    def _priority(self, key: RunKey) -> tuple[int, bool, int]:
+    def priority(self, key: RunKey) -> tuple[int, bool, int]:
+        """Where a ready run goes in the queue (lower first)."""
         return -self.chain[key], not key.is_ticket, self.position[key]

@@ -10,6 +10,7 @@ from torch import nn
 from scale_lth import models
 from scale_lth.config import Config, ConfigError
 from scale_lth.data import DataInfo
+from scale_lth.pruning.magnitude import removal_count
 
 
 def check_model(config: Config) -> None:
@@ -58,6 +59,27 @@ def pruned_names(config: Config, model: nn.Module) -> list[str]:
         for name in models.prunable(model)
         if not any(fnmatch.fnmatchcase(name, pattern) for pattern in config.pruning.ignore)
     ]
+
+
+def first_empty_level(config: Config, model: nn.Module) -> tuple[int, str] | None:
+    """The first level whose mask keeps no weight of a tensor pruned at its own rate, or of
+    the tensors ranked together, with what it empties; None when every level keeps some. The
+    counts are those pruning takes: ``ceil(rate * remaining)`` a level (one-shot masks are the
+    same cuts of level 0's weights)."""
+    sizes = {name: parameter.numel() for name, parameter in model.named_parameters()}
+    rates = layer_rates(config, model)
+    own = {name: sizes[name] for name in pruned_names(config, model) if name in rates}
+    together = sum(sizes[n] for n in pruned_names(config, model) if n not in rates)
+    for level in range(1, config.pruning.levels + 1):
+        for name, left in own.items():
+            own[name] = left - removal_count(rates[name], left)
+            if own[name] == 0:
+                return level, name
+        if together:
+            together -= removal_count(config.pruning.fraction, together)
+            if together == 0:
+                return level, "the weights ranked together"
+    return None
 
 
 def layer_rates(config: Config, model: nn.Module) -> dict[str, float]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
@@ -127,29 +128,29 @@ class StartStore:
         return Mask.load(path)
 
     def ticket_mask(self, key: RunKey) -> Mask:
-        """The winning ticket's mask at ``key.level`` (>= 1)."""
-        ticket = RunKey(key.replicate, key.level)
-        # Every rank takes part in each shared_mask (it holds a barrier): resolve the previous
-        # level's mask here, never inside ``choose``, which only rank 0 calls.
-        previous = self.ticket_mask(RunKey(key.replicate, key.level - 1)) if key.level > 1 else None
+        """The winning ticket's mask at ``key.level`` (>= 1): each level's cut from the one
+        before, level after level (no recursion: any number of levels). Every rank takes part
+        in each level's ``shared_mask`` (it holds a barrier); only rank 0 cuts."""
+        if key.level < 1:
+            raise ValueError(f"{key}: the dense level has no mask")
+        first = RunKey(key.replicate, 1)
+        mask = self.shared_mask(first, partial(self._cut, first, None))
+        for level in range(2, key.level + 1):
+            ticket = RunKey(key.replicate, level)
+            mask = self.shared_mask(ticket, partial(self._cut, ticket, mask))
+        return mask
 
-        def choose() -> Mask:
-            weights = self.trained_weights(ticket)
-            names = pruned_names(self.config, self.probe)
-            broken = [name for name in names if not torch.isfinite(weights[name]).all()]
-            if broken:
-                source = self.layout.final_path(self.reads.source(key))
-                raise ValueError(
-                    f"{source} holds NaN or infinite weights "
-                    f"({', '.join(broken[:3])}): that run diverged; lower training.lr or "
-                    "lengthen training.warmup, then delete that run's folder to train it again"
-                )
-            return prune_level(
-                weights,
-                names,
-                layer_rates(self.config, self.probe),
-                self.config.pruning.fraction,
-                previous,
+    def _cut(self, ticket: RunKey, previous: Mask | None) -> Mask:
+        """Level ``ticket.level``'s mask, pruned from its source level's trained weights."""
+        weights = self.trained_weights(ticket)
+        names = pruned_names(self.config, self.probe)
+        broken = [name for name in names if not torch.isfinite(weights[name]).all()]
+        if broken:
+            source = self.layout.final_path(self.reads.source(ticket))
+            raise ValueError(
+                f"{source} holds NaN or infinite weights ({', '.join(broken[:3])}): that run "
+                "diverged; lower training.lr or lengthen training.warmup, then delete that "
+                "run's folder to train it again"
             )
-
-        return self.shared_mask(ticket, choose)
+        rates = layer_rates(self.config, self.probe)
+        return prune_level(weights, names, rates, self.config.pruning.fraction, previous)

@@ -39,6 +39,7 @@ from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
 from scale_lth.orchestration.run_queue import RunQueue, describe, turns
 from scale_lth.progress import Bar, BarFactory
 from scale_lth.results import Observer
+from scale_lth.tracking.uri import CREDENTIALS
 from scale_lth.training.session import Session
 
 
@@ -133,7 +134,15 @@ def connect(config: Config) -> None:
             _node_ip_address="127.0.0.1",
         )
     else:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        # MLflow's credentials reach the cluster's workers in the job's environment, never in
+        # a file of the experiment (scale_lth.tracking.uri.credentials_moved)
+        passed = {name: os.environ[name] for name in CREDENTIALS if name in os.environ}
+        ray.init(
+            address=address,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+            runtime_env={"env_vars": passed} if passed else None,
+        )
 
 
 def _host(address: str) -> str:

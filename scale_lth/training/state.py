@@ -19,17 +19,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy._core.multiarray import _reconstruct
 
 from scale_lth.storage import atomic_torch_save, atomic_write_json, load_json, load_torch
 
 # Checkpoints of an earlier version kept numpy's generator state as an array; reading them needs
 # numpy's array types, which rebuild data and call nothing a file names.
-NUMPY_ARRAYS = (np.ndarray, np.dtype, type(np.dtype(np.uint32)), np._core.multiarray._reconstruct)
+NUMPY_ARRAYS = (np.ndarray, np.dtype, type(np.dtype(np.uint32)), _reconstruct)
 
 
 def capture_rng() -> dict[str, Any]:
     """Every random number generator's state, as tensors and plain values."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    assert isinstance(state, tuple)  # the legacy form is a tuple
+    kind, keys, position, has_gauss, cached = state
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
