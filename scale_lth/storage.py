@@ -1,17 +1,14 @@
 """Files shared by processes: writes that never leave a half-written file under the final
-name; reads that load data and never code, and name a damaged, unsafe or unreadable file
-instead of failing somewhere inside a loader; and locks for work that only one process may do
-at a time."""
+name, and reads that load data and never code and name a damaged, unsafe or unreadable file
+instead of failing somewhere inside a loader."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -140,15 +137,3 @@ def sync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-@contextlib.contextmanager
-def exclusive(lock: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the file ``lock`` (created if needed)."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

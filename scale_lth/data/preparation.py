@@ -9,7 +9,7 @@ from scale_lth.data import sources
 from scale_lth.data.errors import DataError
 from scale_lth.data.info import INFO_FILE, DataInfo, info_path
 from scale_lth.data.writing import describe, write_splits
-from scale_lth.storage import exclusive
+from scale_lth.locks import exclusive
 
 WRITE_HINTS = {
     "imagenet": "--source imagefolder --root /path/to/imagenet",

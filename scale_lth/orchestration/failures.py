@@ -37,11 +37,15 @@ class FailureFile:
 
     path: Path
 
-    def record(self, error: BaseException, rank: int) -> None:
-        if lost_peer(error) or self.path.exists():
-            return
+    def record(self, error: BaseException, rank: int) -> bool:
+        """Keep ``error`` if it would recur (and is the first); whether it is recorded."""
+        if lost_peer(error):
+            return False
+        if self.path.exists():
+            return True
         details = {"rank": rank, "error": one_line(error), "traceback": traceback.format_exc()}
         atomic_write_json(self.path, details)
+        return True
 
     def recorded(self) -> bool:
         return self.path.is_file()

@@ -36,7 +36,7 @@ from scale_lth.lottery.steps import Steps
 from scale_lth.orchestration.failures import FailureFile
 from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
 from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
-from scale_lth.orchestration.run_queue import RunQueue, describe, turns
+from scale_lth.orchestration.run_queue import RunQueue, describe_status, turns
 from scale_lth.progress import Bar, BarFactory
 from scale_lth.results import Observer
 from scale_lth.tracking.uri import CREDENTIALS
@@ -103,7 +103,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         runner = Runner(config, session, loop_config["steps"], observers)
         runner.train(turns(lambda *turn: ray.get(queue.next.remote(*turn)), slot))
     except Exception as error:
-        failure.record(error, session.rank)
+        if failure.record(error, session.rank):
+            queue.stop.remote()  # it would recur: every waiting slot leaves now
         raise
 
 
@@ -195,7 +196,7 @@ def fit(
             pool.submit(_group(config, {**shared, "group": str(i), "queue": queue}).fit)
             for i in range(groups)
         ]
-        failed = _watch(running, queue, len(graph), scaling.max_failures + 1)
+        failed = _watch(running, queue, failure, len(graph), scaling.max_failures + 1)
     except BaseException:  # Ctrl-C or an error of Ray's own: the groups end with the driver
         ray.shutdown()
         raise
@@ -228,16 +229,20 @@ def _group(config: Config, loop_config: dict[str, Any]):
     )
 
 
-def _watch(running: list[Future], queue, total: int, attempts: int) -> str | None:
+def _watch(
+    running: list[Future], queue, failure: FailureFile, total: int, attempts: int
+) -> str | None:
     """Say how many runs are running, ready and waiting whenever that changes, until every
-    group has ended; a group that fails for good stops the queue (the others end after their
-    run). Returns the first such failure's line."""
+    group has ended; a group that fails for good, or records an error that would recur, stops
+    the queue (the others end after their run). Returns the first such failure's line."""
     import ray
     from ray.train import TrainingFailedError
 
     failed, said = None, ""
     while True:
         finished = wait(running, timeout=1.0).done
+        if failure.recorded():  # a group met an error that would recur: no slot waits on
+            queue.stop.remote()
         for future in finished:
             error = future.exception()
             if error is not None and failed is None:
@@ -245,7 +250,9 @@ def _watch(running: list[Future], queue, total: int, attempts: int) -> str | Non
                 if not isinstance(error, TrainingFailedError):
                     raise error
                 failed = f"the workers failed {attempts} times: {_root(error)}"
-        line = describe(ray.get(queue.status.remote()), total)
+        status = ray.get(queue.status.remote())
+        holders = ray.get(queue.holders.remote()) if status["elsewhere"] else []
+        line = describe_status(status, total, holders)
         if line != said:
             say(line)
             said = line

@@ -47,6 +47,11 @@ class Layout:
         """Where a training run says how far it is, every ``HEARTBEAT_SECONDS`` or so."""
         return self.run_dir(key) / "heartbeat.json"
 
+    def lock_path(self, key: RunKey) -> Path:
+        """Held by the invocation that trains the run: one writer at a time
+        (scale_lth.locks)."""
+        return self.run_dir(key) / ".lock"
+
     def failure_path(self, key: RunKey) -> Path:
         """The error a run's last attempt ended with (removed when it starts again)."""
         return self.run_dir(key) / "failure.json"

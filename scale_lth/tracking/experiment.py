@@ -8,7 +8,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from scale_lth.config import Config
-from scale_lth.storage import exclusive
+from scale_lth.locks import exclusive
 from scale_lth.tracking.uri import local_store, tracking_uri
 
 if TYPE_CHECKING:

@@ -5,7 +5,9 @@ experiment's ``tracking/`` folder before anything is sent, and how far it is del
 beside it. Whatever the store could not take (a server that went away, a killed
 process) stays there and is delivered, in order, by the next invocation or by
 ``scale-lth sync``. Each process has an outbox of its own, so workers never write one file
-together; an outbox delivered whole is removed.
+together, and holds its lock while it lives (scale_lth.locks): another process delivers an
+outbox only once it holds its lock, so a live process's outbox is never delivered twice or
+removed under it; an outbox delivered whole is removed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from scale_lth.locks import FileLock
 from scale_lth.storage import atomic_write
 
 Event = dict[str, Any]
@@ -30,11 +33,15 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.sent_path = self.path.with_suffix(".sent")
+        self.owner = FileLock(self.path.with_suffix(".lock"))  # held by whoever delivers it
         self.lock = threading.Lock()
 
     @classmethod
     def for_this_process(cls, folder: Path) -> Outbox:
-        return cls(Path(folder) / f"outbox-{socket.gethostname()}-{os.getpid()}.jsonl")
+        """This process's outbox, its lock held for as long as the process lives."""
+        box = cls(Path(folder) / f"outbox-{socket.gethostname()}-{os.getpid()}.jsonl")
+        box.owner.acquire(wait=True)
+        return box
 
     def append(self, event: Event) -> None:
         with self.lock:
@@ -89,10 +96,12 @@ class Outbox:
         return len(self.pending())
 
     def remove_if_delivered(self) -> None:
+        """Remove the outbox if every event is delivered (its owner's lock held)."""
         with self.lock:
             if self.path.is_file() and self._sent() >= self.path.stat().st_size:
                 self.path.unlink()
                 self.sent_path.unlink(missing_ok=True)
+                self.owner.path.unlink(missing_ok=True)
 
 
 def outboxes(folder: Path) -> Iterator[Outbox]:

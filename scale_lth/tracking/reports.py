@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 from scale_lth.config import Config
 from scale_lth.console import say
+from scale_lth.results import Layout
 from scale_lth.tracking.experiment import existing_experiment, training_experiment
 from scale_lth.tracking.params import param_value
-from scale_lth.tracking.runs import find_run, log_metrics, tagged_runs
+from scale_lth.tracking.runs import find_run, found_or_made, log_metrics, tagged_runs
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -50,12 +51,14 @@ def _attach(client: MlflowClient, run_id: str, paths: list[Path], metrics: Metri
 def _summary_run(client: MlflowClient, experiment: str, config: Config) -> str:
     """The experiment's summary run (the report over every replicate), found by its tags."""
     tags = {"run_kind": "summary", "summary_of": config.hash}
-    found = find_run(client, experiment, tags)
-    if found is not None:
-        return found
-    run = client.create_run(experiment, tags=tags, run_name=f"{config.name} summary")
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
+
+    def make() -> str:
+        run = client.create_run(experiment, tags=tags, run_name=f"{config.name} summary")
+        client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    lock = Layout(config.experiment_dir).tracking_dir / ".runs.lock"
+    return found_or_made(client, experiment, tags, make, lock)[0]
 
 
 def log_comparison(

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from scale_lth.locks import exclusive
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -28,6 +32,21 @@ def find_run(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> 
     """The id of a run carrying every one of ``tags``, else None."""
     found = tagged_runs(client, experiment_id, tags, max_results=1)
     return found[0].info.run_id if found else None
+
+
+def found_or_made(
+    client: MlflowClient,
+    experiment_id: str,
+    tags: dict[str, str],
+    make: Callable[[], str],
+    lock: Path,
+) -> tuple[str, bool]:
+    """The run carrying ``tags``, made by ``make`` (which returns its id) where there is none;
+    the lock file ``lock`` keeps two processes from both making it. Returns the run's id and
+    whether it was made now."""
+    with exclusive(lock):
+        found = find_run(client, experiment_id, tags)
+        return (found, False) if found is not None else (make(), True)
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:

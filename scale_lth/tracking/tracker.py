@@ -97,15 +97,21 @@ class MlflowTracker(Observer):
 
 
 def sync(config: Config) -> int:
-    """Deliver every outbox of the experiment (earlier processes' included) to its MLflow;
-    returns how many events are left (the store stopped answering)."""
+    """Deliver the outboxes of the experiment that no live process holds (earlier processes'
+    outboxes, left by a kill or an outage) to its MLflow; returns how many of their events
+    are left (the store stopped answering). A live process delivers its own."""
     writer: MlflowWriter | None = None
     left = 0
     for box in outboxes(Layout(config.experiment_dir).tracking_dir):
-        if box.pending():
-            writer = writer or MlflowWriter(config)
-            left += box.deliver(writer.send, writer.together)
-        box.remove_if_delivered()
+        if not box.owner.acquire():
+            continue  # its process lives and delivers it
+        try:
+            if box.pending():
+                writer = writer or MlflowWriter(config)
+                left += box.deliver(writer.send, writer.together)
+            box.remove_if_delivered()
+        finally:
+            box.owner.release()
     return left
 
 

@@ -9,6 +9,7 @@ branches up by level. A run found again after an interruption is continued, not 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from scale_lth.config import Config
@@ -16,7 +17,7 @@ from scale_lth.results import Layout, RunKey
 from scale_lth.tracking.experiment import existing_experiment
 from scale_lth.tracking.outbox import Event
 from scale_lth.tracking.params import run_params
-from scale_lth.tracking.runs import find_run, log_metrics
+from scale_lth.tracking.runs import find_run, found_or_made, log_metrics
 from scale_lth.tracking.system_metrics import system_monitor
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class MlflowWriter:
         # while its runs train in this process: their system metrics, each run's from its start
         self.monitors: dict[RunKey, SystemMetricsMonitor] | None = {} if watch_system else None
         self.layout = Layout(config.experiment_dir)
+        self.lock = self.layout.tracking_dir / ".runs.lock"  # one process makes a run
         self.client = MlflowClient(config.tracking.uri)
         self.experiment_id = existing_experiment(self.client, config.tracking.experiment)
         self.parents: dict[int, str] = {}
@@ -91,15 +93,17 @@ class MlflowWriter:
     def parent(self, replicate: int) -> str:
         if replicate not in self.parents:
             tags = self._parent_tags(replicate)
-            run_id = find_run(self.client, self.experiment_id, tags)
-            if run_id is None:
-                name = f"{self.config.name}-{self.config.hash} replicate {replicate}"
-                run_id = self.client.create_run(
-                    self.experiment_id, tags=tags, run_name=name
-                ).info.run_id
-                self.client.log_batch(run_id, params=run_params(self.config))
-            self.parents[replicate] = run_id
+            name = f"{self.config.name}-{self.config.hash} replicate {replicate}"
+            self.parents[replicate], _ = found_or_made(
+                self.client, self.experiment_id, tags, partial(self._make, tags, name), self.lock
+            )
         return self.parents[replicate]
+
+    def _make(self, tags: dict[str, str], name: str) -> str:
+        """A new run with ``tags`` and the experiment's params."""
+        run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
+        self.client.log_batch(run_id, params=run_params(self.config))
+        return run_id
 
     def _run(self, key: RunKey) -> str:
         if key not in self.runs:
@@ -112,20 +116,17 @@ class MlflowWriter:
     def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
         parent = self.parent(key.replicate)
         tags = self._tags(key)
-        run_id = find_run(self.client, self.experiment_id, tags)
-        if run_id is None:
-            run_id = self.client.create_run(
-                self.experiment_id,
-                tags={
-                    **tags,
-                    "method": key.method or "instability",
-                    "density": f"{density:.6f}",
-                    "mlflow.parentRunId": parent,
-                },
-                run_name=f"level {key.level} {key.branch} ({density:.2%})",
-            ).info.run_id
-            self.client.log_batch(run_id, params=run_params(self.config))
-        elif self.client.get_run(run_id).info.status != "FINISHED":
+        described = {
+            **tags,
+            "method": key.method or "instability",
+            "density": f"{density:.6f}",
+            "mlflow.parentRunId": parent,
+        }
+        name = f"level {key.level} {key.branch} ({density:.2%})"
+        run_id, made = found_or_made(
+            self.client, self.experiment_id, tags, partial(self._make, described, name), self.lock
+        )
+        if not made and self.client.get_run(run_id).info.status != "FINISHED":
             self.client.update_run(run_id, status="RUNNING")
         self.runs[key] = run_id
         if self.monitors is not None and key not in self.monitors:
