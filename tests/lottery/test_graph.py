@@ -92,7 +92,7 @@ def test_two_slots_take_every_run_once_in_dependency_order(tmp_path):
         if not progress and all(queue.next(slot, turn) is None for slot, turn in slots.items()):
             break
     assert sorted(order) == sorted(graph.waits_for)
-    assert queue.status() == {"running": 0, "ready": 0, "waiting": 0, "done": 13}
+    assert queue.status() == {"running": 0, "elsewhere": 0, "ready": 0, "waiting": 0, "done": 13}
 
 
 def test_a_restarted_slot_meets_its_runs_again_and_nobody_else_takes_them(tmp_path):
