@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -65,14 +66,23 @@ def load_torch(path: Path, mmap: bool = False, allow: Sequence[Any] = ()) -> Any
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise
-    except pickle.UnpicklingError as error:
-        if "Weights only load failed" in str(error):
-            raise UnsafeFile(path) from None
-        raise DamagedFile(path) from None
+    except pickle.UnpicklingError:  # more than data, or garbage: torch says the same of both
+        raise (UnsafeFile if names_code(path) else DamagedFile)(path) from None
     except (OSError, MemoryError) as error:  # permissions, NFS (ESTALE, EIO), memory
         raise UnreadableFile(path, _reason(error)) from None
     except Exception:  # what torch's zip reader meets in a truncated or corrupt file
         raise DamagedFile(path) from None
+
+
+def names_code(path: Path) -> bool:
+    """Whether a torch archive names callables beyond tensors and plain values (what a pickle
+    that runs code on loading must name); garbage, or a file of another format, does not."""
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        return bool(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # an archive too damaged to list
+        return False
 
 
 def load_json(path: Path) -> Any:

@@ -57,7 +57,7 @@ def every_visible_file_loads(root: Path) -> None:
         if not path.is_file() or path.name.startswith(".") or "ray" in path.parts:
             continue
         if path.suffix == ".pt":
-            load_torch(path, weights_only=False)
+            load_torch(path)
         elif path.suffix == ".json":
             load_json(path)
 
