@@ -36,6 +36,7 @@ from scale_lth.orchestration.ray_cluster import (
     start_head,
     start_worker,
 )
+from scale_lth.storage import atomic_write, atomic_write_json
 
 JOIN_SECONDS = 300
 REQUEUE = {"requeue": True}  # a preempted or requeued job comes back and resumes
@@ -174,9 +175,7 @@ class AllocationFiles:
         return self._path("ray_token")
 
     def announce(self, address: str) -> None:
-        temporary = self._path("ray_head.partial")
-        temporary.write_text(address)
-        os.replace(temporary, self._path("ray_head"))
+        atomic_write(self._path("ray_head"), address)
 
     def head_address(self) -> str:
         path = self._path("ray_head")
@@ -197,7 +196,7 @@ class AllocationFiles:
     def remember(self, node: int, ray: RayNode) -> None:
         """The PIDs and marker of this node's Ray, for a later attempt to clean up after."""
         record = {"marker": ray.marker, "pids": sorted(ray.pids)}
-        self._path(f"ray_pids_{node}.json").write_text(json.dumps(record))
+        atomic_write_json(self._path(f"ray_pids_{node}.json"), record)
 
     def stop_leftovers(self, node: int) -> None:
         """Stop Ray processes an earlier, killed attempt of this job left on this node, and
