@@ -220,6 +220,7 @@ def _group(config: Config, loop_config: dict[str, Any]):
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
             resources_per_worker={"CPU": scaling.cpus_per_worker},
+            placement_strategy=scaling.placement.upper(),  # Ray's PACK or SPREAD
         ),
         run_config=RunConfig(
             name=f"group{loop_config['group']}",
