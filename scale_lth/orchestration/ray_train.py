@@ -212,10 +212,13 @@ def _group(config: Config, loop_config: dict[str, Any]):
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from scale_lth.orchestration.process_group import NodeAddressTorchConfig
+
     scaling = config.scaling
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
+        torch_config=NodeAddressTorchConfig(),
         scaling_config=ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
