@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from scale_lth.config import Config
 from scale_lth.console import say
@@ -40,7 +41,7 @@ from scale_lth.orchestration.run_queue import RunQueue, describe_status, turns
 from scale_lth.progress import Bar, BarFactory
 from scale_lth.results import Observer
 from scale_lth.tracking.uri import CREDENTIALS
-from scale_lth.training.session import Session
+from scale_lth.training.session import Place, Session
 
 
 def quiet_ray_train_logs() -> None:
@@ -63,12 +64,19 @@ PLAIN_WORKER_LINES = {
 
 
 def ray_session() -> Session:
-    """This Ray Train worker's rank, world size and device (inside ``TorchTrainer``)."""
+    """This Ray Train worker's rank, world size and device (inside ``TorchTrainer``), and the
+    host and Ray node address of every rank of its group."""
     import ray.train
     import ray.train.torch
+    import ray.util
 
     context = ray.train.get_context()
-    return Session(context.get_world_rank(), context.get_world_size(), ray.train.torch.get_device())
+    rank, size = context.get_world_rank(), context.get_world_size()
+    here = Place.here(ray.util.get_node_ip_address())
+    places = [here] * size
+    if size > 1:
+        dist.all_gather_object(places, here)
+    return Session(rank, size, ray.train.torch.get_device(), tuple(places))
 
 
 def ray_progress_bar(description: str, total: int) -> Bar:
@@ -94,7 +102,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     slot = loop_config["group"]
     if config.scaling.parallelism == "runs":
         slot = f"{slot}/{session.rank}"
-        session = Session(device=session.device)
+        session = Session(device=session.device, places=(session.places[session.rank],))
     torch.set_num_threads(max(1, config.scaling.cpus_per_worker))
     queue = loop_config["queue"]
     try:
