@@ -143,15 +143,26 @@ def connect(config: Config) -> None:
             _node_ip_address="127.0.0.1",
         )
     else:
-        # MLflow's credentials reach the cluster's workers in the job's environment, never in
-        # a file of the experiment (scale_lth.tracking.uri.credentials_moved)
-        passed = {name: os.environ[name] for name in CREDENTIALS if name in os.environ}
+        passed = job_environment(address)
         ray.init(
             address=address,
             logging_level=logging.WARNING,
             log_to_driver=True,
             runtime_env={"env_vars": passed} if passed else None,
         )
+
+
+def job_environment(address: str) -> dict[str, str]:
+    """What the job's processes on the cluster get: MLflow's credentials, never written to a
+    file of the experiment (scale_lth.tracking.uri.credentials_moved); and the cluster's GCS
+    address, which Ray Train's placement-group cleaner (an actor on the head) otherwise looks
+    for among the Ray instances of its machine, failing ("Found multiple active Ray
+    instances") where another runs there. A Ray Client address (``ray://``) or ``auto`` is
+    not a GCS address: the cleaner keeps looking for itself."""
+    passed = {name: os.environ[name] for name in CREDENTIALS if name in os.environ}
+    if "://" not in address and address != "auto":
+        passed["RAY_ADDRESS"] = address
+    return passed
 
 
 def _host(address: str) -> str:
