@@ -3,9 +3,9 @@ trunk and replicate, a child run per level and branch.
 
 Every run carries the flattened config as params and the tags ``experiment_hash``,
 ``replicate``, ``level``, ``branch`` and ``density`` (and, once trained, ``ranks``: where each
-rank ran); metrics use the iteration as step and the
-same names in every branch (``test_accuracy``, ``val_loss``, ...), so MLflow's compare view lines
-branches up by level. A run found again after an interruption is continued, not duplicated.
+rank ran); metrics use the iteration as step and the same names in every branch
+(``test_accuracy``, ``val_loss``, ...), so MLflow's compare view lines branches up by level. A
+run found again after an interruption is continued, not duplicated.
 """
 
 from __future__ import annotations
