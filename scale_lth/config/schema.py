@@ -214,6 +214,12 @@ class ScalingConfig:
     )
     use_gpu: bool = option(False, "one GPU per worker, NCCL", hashed=False)
     cpus_per_worker: int = option(1, "CPUs reserved per worker", hashed=False, valid=at_least(1))
+    placement: Literal["pack", "spread"] = option(
+        "pack",
+        "where Ray puts a group's workers: pack: on as few nodes as hold them; spread: on as "
+        "many nodes as it can (one rank per node where the cluster has room)",
+        hashed=False,
+    )
     address: str = option("", "Ray address; empty: RAY_ADDRESS or a local Ray", hashed=False)
     max_failures: int = option(
         2, "times Ray Train restarts lost workers or nodes", hashed=False, valid=at_least(0)

@@ -127,7 +127,7 @@ class Runner:
     def metrics(
         self, key: RunKey, start: RunStart, result: RunResult, trained: tuple[float, float]
     ) -> dict:
-        """A finished run's ``metrics.json``: where it started, how it was trained, its
+        """A finished run's ``metrics.json``: where it started, how and where it was trained, its
         history and what the history says (final and best accuracy, the early-stop step)."""
         return {
             "replicate": key.replicate,
@@ -139,6 +139,7 @@ class Runner:
             "total_steps": start.schedule.total,
             "compute_factor": start.compute_factor,
             "world_size": self.session.world_size,
+            "ranks": self.session.ranks(),  # each rank's host and cluster address
             "per_worker_batch": self.data.per_worker_batch(),
             "resumed_from": result.resumed_from,
             "seconds": result.seconds,

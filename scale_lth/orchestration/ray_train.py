@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from scale_lth.config import Config
 from scale_lth.console import say
@@ -40,7 +41,7 @@ from scale_lth.orchestration.run_queue import RunQueue, describe_status, turns
 from scale_lth.progress import Bar, BarFactory
 from scale_lth.results import Observer
 from scale_lth.tracking.uri import CREDENTIALS
-from scale_lth.training.session import Session
+from scale_lth.training.session import Place, Session
 
 
 def quiet_ray_train_logs() -> None:
@@ -63,12 +64,19 @@ PLAIN_WORKER_LINES = {
 
 
 def ray_session() -> Session:
-    """This Ray Train worker's rank, world size and device (inside ``TorchTrainer``)."""
+    """This Ray Train worker's rank, world size and device (inside ``TorchTrainer``), and the
+    host and Ray node address of every rank of its group."""
     import ray.train
     import ray.train.torch
+    import ray.util
 
     context = ray.train.get_context()
-    return Session(context.get_world_rank(), context.get_world_size(), ray.train.torch.get_device())
+    rank, size = context.get_world_rank(), context.get_world_size()
+    here = Place.here(ray.util.get_node_ip_address())
+    places = [here] * size
+    if size > 1:
+        dist.all_gather_object(places, here)
+    return Session(rank, size, ray.train.torch.get_device(), tuple(places))
 
 
 def ray_progress_bar(description: str, total: int) -> Bar:
@@ -94,7 +102,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     slot = loop_config["group"]
     if config.scaling.parallelism == "runs":
         slot = f"{slot}/{session.rank}"
-        session = Session(device=session.device)
+        session = Session(device=session.device, places=(session.places[session.rank],))
     torch.set_num_threads(max(1, config.scaling.cpus_per_worker))
     queue = loop_config["queue"]
     try:
@@ -135,15 +143,26 @@ def connect(config: Config) -> None:
             _node_ip_address="127.0.0.1",
         )
     else:
-        # MLflow's credentials reach the cluster's workers in the job's environment, never in
-        # a file of the experiment (scale_lth.tracking.uri.credentials_moved)
-        passed = {name: os.environ[name] for name in CREDENTIALS if name in os.environ}
+        passed = job_environment(address)
         ray.init(
             address=address,
             logging_level=logging.WARNING,
             log_to_driver=True,
             runtime_env={"env_vars": passed} if passed else None,
         )
+
+
+def job_environment(address: str) -> dict[str, str]:
+    """What the job's processes on the cluster get: MLflow's credentials, never written to a
+    file of the experiment (scale_lth.tracking.uri.credentials_moved); and the cluster's GCS
+    address, which Ray Train's placement-group cleaner (an actor on the head) otherwise looks
+    for among the Ray instances of its machine, failing ("Found multiple active Ray
+    instances") where another runs there. A Ray Client address (``ray://``) or ``auto`` is
+    not a GCS address: the cleaner keeps looking for itself."""
+    passed = {name: os.environ[name] for name in CREDENTIALS if name in os.environ}
+    if "://" not in address and address != "auto":
+        passed["RAY_ADDRESS"] = address
+    return passed
 
 
 def _host(address: str) -> str:
@@ -212,14 +231,18 @@ def _group(config: Config, loop_config: dict[str, Any]):
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from scale_lth.orchestration.process_group import NodeAddressTorchConfig
+
     scaling = config.scaling
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
+        torch_config=NodeAddressTorchConfig(),
         scaling_config=ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
             resources_per_worker={"CPU": scaling.cpus_per_worker},
+            placement_strategy=scaling.placement.upper(),  # Ray's PACK or SPREAD
         ),
         run_config=RunConfig(
             name=f"group{loop_config['group']}",

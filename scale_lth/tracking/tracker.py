@@ -77,7 +77,7 @@ class MlflowTracker(Observer):
         self._put({"event": "evaluated", "key": list(astuple(key)), "row": dict(row)})
 
     def run_finished(self, key: RunKey, metrics: dict[str, Any]) -> None:
-        named = ("total_steps", "accuracy_split", *SUMMARY_METRICS)
+        named = ("total_steps", "accuracy_split", "ranks", *SUMMARY_METRICS)
         summary = {name: metrics[name] for name in named}
         self._put({"event": "run_finished", "key": list(astuple(key)), "metrics": summary})
         self._wait()

@@ -2,9 +2,10 @@
 trunk and replicate, a child run per level and branch.
 
 Every run carries the flattened config as params and the tags ``experiment_hash``,
-``replicate``, ``level``, ``branch`` and ``density``; metrics use the iteration as step and the
-same names in every branch (``test_accuracy``, ``val_loss``, ...), so MLflow's compare view lines
-branches up by level. A run found again after an interruption is continued, not duplicated.
+``replicate``, ``level``, ``branch`` and ``density`` (and, once trained, ``ranks``: where each
+rank ran); metrics use the iteration as step and the same names in every branch
+(``test_accuracy``, ``val_loss``, ...), so MLflow's compare view lines branches up by level. A
+run found again after an interruption is continued, not duplicated.
 """
 
 from __future__ import annotations
@@ -31,6 +32,35 @@ SUMMARY_METRICS = (
     "density",
     "compute_factor",
 )
+
+
+# MLflow's limit on a tag's value (mlflow.utils.validation.MAX_TAG_VAL_LENGTH)
+TAG_LENGTH = 8000
+
+
+def ranks_tag(ranks: list[dict[str, Any]]) -> str:
+    """Where a run's ranks ran, compactly: ranks on one host and address together, as ranges
+    (``node-a 10.0.0.1: 0-7; node-b 10.0.0.2: 8-15``), cut to what a tag holds."""
+    by_place: dict[tuple[str, str], list[int]] = {}
+    for entry in ranks:
+        by_place.setdefault((entry["host"], entry["address"]), []).append(int(entry["rank"]))
+    parts = []
+    for (host, address), numbers in by_place.items():
+        where = f"{host} {address}" if address else host
+        parts.append(f"{where}: {_ranges(sorted(numbers))}")
+    text = "; ".join(parts)
+    return text if len(text) <= TAG_LENGTH else text[: TAG_LENGTH - 3] + "..."
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2,5``."""
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 class MlflowWriter:
@@ -166,12 +196,14 @@ class MlflowWriter:
         step = int(metrics["total_steps"])
         present = [name for name in SUMMARY_METRICS if name in metrics]  # older events lack some
         summary = [Metric(name, float(metrics[name]), 0, step) for name in present]
-        split = (
+        tags = (
             [RunTag("accuracy_split", metrics["accuracy_split"])]
             if "accuracy_split" in metrics
             else []
         )
-        self.client.log_batch(run_id, metrics=summary, tags=split)
+        if metrics.get("ranks"):
+            tags.append(RunTag("ranks", ranks_tag(metrics["ranks"])))
+        self.client.log_batch(run_id, metrics=summary, tags=tags)
         mask = self.layout.mask_path(key)
         if mask.is_file():
             self.client.log_artifact(run_id, str(mask))

@@ -1,4 +1,5 @@
-"""Where a training worker runs: its rank, the number of ranks, its device.
+"""Where a training worker runs: its rank, the number of ranks, its device, and the machine of
+every rank.
 
 A plain ``Session`` is a single process with no process group (in-process runs, tests); the
 orchestration layer makes one for each Ray Train worker (Ray owns the process group: gloo on
@@ -7,10 +8,24 @@ CPU, NCCL on GPU; scale_lth.orchestration.ray_train.ray_session).
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one rank runs: its machine's hostname and its node's cluster address (empty for a
+    process outside a cluster)."""
+
+    host: str
+    address: str = ""
+
+    @classmethod
+    def here(cls, address: str = "") -> Place:
+        return cls(socket.gethostname(), address)
 
 
 @dataclass
@@ -18,6 +33,15 @@ class Session:
     rank: int = 0
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    places: tuple[Place, ...] = ()  # one per rank, in rank order; empty: this process's
+
+    def ranks(self) -> list[dict[str, int | str]]:
+        """Each rank's number, host and address, as ``metrics.json`` records them."""
+        places = self.places or (Place.here(),) * self.world_size
+        return [
+            {"rank": rank, "host": place.host, "address": place.address}
+            for rank, place in enumerate(places)
+        ]
 
     @property
     def is_chief(self) -> bool:
