@@ -27,7 +27,11 @@ _NOTHING = (-1.0, -1.0)  # bounds with no magnitude below or between them
 _EVERYTHING = (-1.0, math.inf)  # bounds that put every alive entry between them
 
 
-@numba.njit(nogil=True, cache=True)
+# Compiled in each process (about a second, once), never cached on disk: numba's cache gives two
+# processes that compile different signatures at once the same data file, and one then loads
+# the other's code (seen here as "Cannot modify readonly array" in tests run after a subprocess
+# had pruned).
+@numba.njit(nogil=True)
 def _split(values, alive, low, high, kept, band_values, band_where):
     """One pass over a flat tensor (``alive`` None: all alive; flags as uint8): ``kept[i]`` =
     alive and ``|values[i]| >= low``; the kept entries up to ``high`` are appended to the band
