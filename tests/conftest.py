@@ -1,7 +1,8 @@
 """Shared fixtures: the digits data written once per test session, a small experiment config,
 and real services started once per test session on loopback and stopped by PID (a single-node
-SLURM cluster with accounting, an MLflow server, a Ray head); GPU tests set aside, with a line
-saying so, where there is no CUDA device."""
+SLURM cluster with accounting, an MLflow server, a Ray head). The service marks come from the
+fixtures a test uses; GPU tests are set aside, with a line saying so, where there is no CUDA
+device."""
 
 import os
 from pathlib import Path
@@ -65,6 +66,24 @@ def ray_head():
         yield head
     finally:
         head.stop()
+
+
+SERVICE_MARKS = {
+    "slurm_cluster": "slurm",
+    "ray_head": "ray_cluster",
+    "mlflow_server": "mlflow_server",
+}
+
+
+def pytest_itemcollected(item):
+    """A test is marked for each service fixture it uses, itself or through another fixture, and
+    as integration. (A test that starts an instance of a service of its own, from
+    tests/services, carries that service's mark by hand.)"""
+    uses = getattr(item, "fixturenames", ())
+    for fixture, mark in SERVICE_MARKS.items():
+        if fixture in uses:
+            item.add_marker(mark)
+            item.add_marker("integration")
 
 
 _GPU_DESELECTED = pytest.StashKey[int]()

@@ -17,7 +17,7 @@ from scale_lth.results import Layout, RunKey
 from tests.lottery.conftest import BRANCHES, OVERRIDES, SMOKE
 from tests.processes import scale_lth, start, stop_session
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
+pytestmark = [pytest.mark.integration]
 
 
 def per_layer_rates(mask: Mask) -> dict[str, float]:
