@@ -82,8 +82,9 @@ def refusal(argv) -> str:
 def processes_refused() -> Iterator[list]:
     """Within it, starting a program raises ProcessStarted: anything through subprocess.Popen
     (`ray start`, an MLflow server, Chromium, sbatch, the `scale-lth` script), os.system, and
-    the new interpreters of multiprocessing's spawn and forkserver. Forks stay allowed (FFCV's
-    DatasetWriter forks its workers). Yields the list of what was refused."""
+    the processes of multiprocessing's spawn and forkserver (torch.multiprocessing.spawn).
+    Forks stay allowed (FFCV's DatasetWriter forks its workers), and so does multiprocessing's
+    resource tracker (FFCV's shared memory starts it). Yields the list of what was refused."""
     refused = []
 
     def refuse(argv):
