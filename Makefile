@@ -1,22 +1,24 @@
-# The verbs a newcomer needs. `make demo` and `make test` install everything first.
+# The verbs a newcomer needs. `make test-fast` installs the Python part alone; `make demo` and
+# `make test` install everything first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PYTHON_STAMP := $(VENV)/.installed-python
 STAMP := $(VENV)/.installed
-# FFCV's build asks pkg-config for opencv4 and libturbojpeg; the SLURM/MariaDB/munge daemons
-# back the launcher tests' single-node cluster; headless Chromium renders the MLflow UI in the
-# browser test.
-APT_PACKAGES := pkg-config libturbojpeg0-dev libopencv-dev python3-venv \
-	slurmctld slurmd slurm-client slurmdbd munge mariadb-server chromium
+# The Python part: FFCV's build asks pkg-config for opencv4 and libturbojpeg.
+BUILD_PACKAGES := pkg-config libturbojpeg0-dev libopencv-dev python3-venv
+# The services of the integration tests: the SLURM/MariaDB/munge daemons back the launcher
+# tests' single-node cluster; headless Chromium renders the MLflow UI in the browser test.
+SERVICE_PACKAGES := slurmctld slurmd slurm-client slurmdbd munge mariadb-server chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages demo test lint format bench gpu-check clean
+.PHONY: install install-python build-packages service-packages demo test test-fast lint format \
+	bench gpu-check clean
 
-install: $(STAMP)
-
-system-packages:
-	@missing=$$(for p in $(APT_PACKAGES); do \
+# Installs those of the Debian packages $(1) that are missing; nothing when all are there.
+define apt-install
+	@missing=$$(for p in $(1); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -24,12 +26,26 @@ system-packages:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
 
-$(STAMP): pyproject.toml | system-packages
+install: $(STAMP)
+
+install-python: $(PYTHON_STAMP)
+
+build-packages:
+	$(call apt-install,$(BUILD_PACKAGES))
+
+service-packages:
+	$(call apt-install,$(SERVICE_PACKAGES))
+
+$(PYTHON_STAMP): pyproject.toml | build-packages
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(STAMP): $(PYTHON_STAMP) | service-packages
 	touch $@
 
 demo: install
@@ -37,6 +53,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The tests that need no service, no Ray and no other process: minutes, not the better part of
+# an hour.
+test-fast: install-python
+	$(BIN)/python -m pytest -m "not integration"
 
 bench: install
 	$(BIN)/python bench/prune_and_step.py
@@ -48,11 +69,11 @@ gpu-check: install
 	CUBLAS_WORKSPACE_CONFIG=:4096:8 $(BIN)/python -m pytest -m gpu tests
 	$(BIN)/python bench/prune_and_step.py --device cuda --out bench/results-cuda.json
 
-lint: install
+lint: install-python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: install-python
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 

@@ -1,7 +1,8 @@
 """Shared fixtures: the digits data written once per test session, a small experiment config,
 and real services started once per test session on loopback and stopped by PID (a single-node
-SLURM cluster with accounting, an MLflow server, a Ray head); GPU tests set aside, with a line
-saying so, where there is no CUDA device."""
+SLURM cluster with accounting, an MLflow server, a Ray head). The service marks come from the
+fixtures a test uses; a test without the integration mark that starts a process fails; GPU
+tests are set aside, with a line saying so, where there is no CUDA device."""
 
 import os
 from pathlib import Path
@@ -12,8 +13,11 @@ import torch
 
 from scale_lth.config import load
 from scale_lth.orchestration.ray_cluster import start_head
+from tests.processes import processes_refused, refusal
 from tests.services.mlflow_server import MlflowServer
 from tests.services.slurm import SlurmCluster
+
+pytest_plugins = ["pytester"]  # tests/test_processes.py runs the guard below on its own tests
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -65,6 +69,46 @@ def ray_head():
         yield head
     finally:
         head.stop()
+
+
+SERVICE_MARKS = {
+    "slurm_cluster": "slurm",
+    "ray_head": "ray_cluster",
+    "mlflow_server": "mlflow_server",
+}
+
+
+def pytest_itemcollected(item):
+    """A test is marked for each service fixture it uses, itself or through another fixture, and
+    as integration. (A test that starts an instance of a service of its own, from
+    tests/services, carries that service's mark by hand.)"""
+    uses = getattr(item, "fixturenames", ())
+    for fixture, mark in SERVICE_MARKS.items():
+        if fixture in uses:
+            item.add_marker(mark)
+            item.add_marker("integration")
+
+
+def unless_integration(item):
+    """The body of a hook wrapper: the phase runs with processes refused unless ``item`` is
+    marked integration; a refusal the code under test caught fails the test all the same."""
+    if item.get_closest_marker("integration"):
+        return (yield)
+    with processes_refused() as refused:
+        result = yield
+    if refused:
+        pytest.fail(refusal(refused[0]))
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from unless_integration(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from unless_integration(item))
 
 
 _GPU_DESELECTED = pytest.StashKey[int]()

@@ -1,13 +1,18 @@
-"""Running the real `scale-lth` command in a folder, and stopping whatever it started."""
+"""Running the real `scale-lth` command in a folder, and stopping whatever it started; and
+the guard that keeps every other process out of the tests without the integration mark."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing import popen_forkserver, popen_spawn_posix
 from pathlib import Path
 
 import psutil
+import pytest
 
 SCALE_LTH = str(Path(sys.executable).with_name("scale-lth"))
 
@@ -60,3 +65,37 @@ def scale_lth(
     finally:
         stop_session(process)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+class ProcessStarted(Exception):
+    """A test without the integration mark started a process."""
+
+
+def refusal(argv) -> str:
+    return (
+        f"this test starts a process ({argv}) without the integration mark: mark it "
+        "`pytest.mark.integration` or keep it in-process"
+    )
+
+
+@contextmanager
+def processes_refused() -> Iterator[list]:
+    """Within it, starting a program raises ProcessStarted: anything through subprocess.Popen
+    (`ray start`, an MLflow server, Chromium, sbatch, the `scale-lth` script), os.system, and
+    the processes of multiprocessing's spawn and forkserver (torch.multiprocessing.spawn).
+    Forks stay allowed (FFCV's DatasetWriter forks its workers), and so does multiprocessing's
+    resource tracker (FFCV's shared memory starts it). Yields the list of what was refused."""
+    refused = []
+
+    def refuse(argv):
+        refused.append(argv)
+        raise ProcessStarted(refusal(argv))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", lambda self, args, *_: refuse(args))
+        patch.setattr(os, "system", refuse)
+        for launcher in (popen_spawn_posix.Popen, popen_forkserver.Popen):
+            patch.setattr(
+                launcher, "_launch", lambda self, process: refuse(f"{self.method} {process.name}")
+            )
+        yield refused

@@ -17,10 +17,13 @@ SCALE_LTH = Path(sys.executable).with_name("scale-lth")
 SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
 
 
-def test_help_lists_every_verb():
-    result = subprocess.run([SCALE_LTH, "--help"], capture_output=True, text=True, check=True)
+def test_help_lists_every_verb(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
     for verb in VERBS:
-        assert verb in result.stdout
+        assert verb in out
 
 
 @pytest.mark.parametrize(
@@ -33,30 +36,43 @@ def test_every_verb_has_help(words, capsys):
     assert "usage: scale-lth" in capsys.readouterr().out
 
 
+# The same errors given as overrides: tests/test_bad_input.py (unknown-key, wrong-type,
+# bad-duration).
 @pytest.mark.parametrize(
-    ("yaml_text", "overrides", "fragment"),
+    ("yaml_text", "fragment"),
     [
-        ("training:\n  lrr: 0.1\n", [], "unknown key 'training.lrr'"),
-        ("training:\n  lr: fast\n", [], "'training.lr' must be a float"),
-        ("training:\n  duration: 12xx\n", [], "'training.duration'"),
-        ("", ["pruning.levles=3"], "unknown key 'pruning.levles'"),
-        ("", ["seed=one"], "'seed' must be an int"),
+        ("training:\n  lrr: 0.1\n", "unknown key 'training.lrr'"),
+        ("training:\n  lr: fast\n", "'training.lr' must be a float"),
+        ("training:\n  duration: 12xx\n", "'training.duration'"),
     ],
 )
 @pytest.mark.parametrize("verb", ["train", "lottery"])
-def test_bad_config_exits_2_with_one_line_and_writes_nothing(
-    tmp_path, monkeypatch, yaml_text, overrides, fragment, verb
+def test_a_bad_config_file_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, yaml_text, fragment, verb
 ):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "exp.yaml").write_text(yaml_text)
     before = sorted(tmp_path.rglob("*"))
+    assert main([verb, "exp.yaml"]) == 2
+    stderr = capsys.readouterr().err
+    assert fragment in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.integration  # the installed console script, as users run it
+def test_the_console_script_prints_one_line_and_exits_2(tmp_path):
     result = subprocess.run(
-        [SCALE_LTH, verb, "exp.yaml", *overrides], capture_output=True, text=True
+        [SCALE_LTH, "lottery", SMOKE, "pruning.levles=3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
-    assert fragment in result.stderr
+    assert result.stderr.startswith("scale-lth: error: ")
+    assert "unknown key 'pruning.levles'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert sorted(tmp_path.rglob("*")) == before
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_config_show_prints_the_resolved_config_and_hash(capsys):

@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration]  # the script, run as a user runs it
 
 
 def test_the_gpu_throughput_benchmark_runs_end_to_end_on_the_cpu(tmp_path):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from scale_lth.pruning import Mask
@@ -14,6 +15,8 @@ from scale_lth.results import Layout, RunKey
 from scale_lth.storage import load_torch
 from scale_lth.training.state import Checkpoints, TrainingState
 from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration]  # real processes, killed
 
 KEY = RunKey(0, 1)
 WRITER = """

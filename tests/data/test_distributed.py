@@ -7,11 +7,14 @@ import os
 import socket
 
 import numpy as np
+import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from scale_lth.data import LoaderOptions, eval_batches, train_batches, write_splits
 from scale_lth.data.sources import Split
+
+pytestmark = [pytest.mark.integration]  # two new interpreters (torch.multiprocessing.spawn)
 
 SIZE = 120  # divisible by the 2 ranks: DistributedSampler pads nothing
 EVAL_SIZE = 45  # odd: the evaluation shards must still cover it exactly once

@@ -11,7 +11,7 @@ from scale_lth.orchestration.ray_cluster import ray_executable
 from scale_lth.results import Layout
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster, pytest.mark.mlflow_server]
+pytestmark = [pytest.mark.integration]
 
 
 def test_ray_job_submit_runs_the_lottery_into_the_configured_storage_and_mlflow(

@@ -19,12 +19,7 @@ from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
 from tests.test_bad_input import documented, matches
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slurm,
-    pytest.mark.ray_cluster,
-    pytest.mark.mlflow_server,
-]
+pytestmark = [pytest.mark.integration]
 
 SMOKE = str(CONFIGS / "smoke.yaml")
 

@@ -20,7 +20,7 @@ from tests.lottery.conftest import OVERRIDES, SMOKE
 from tests.processes import scale_lth, session_members, start, stop_session
 from tests.tracking.test_mlflow_outage import each_run_once
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
+pytestmark = [pytest.mark.integration]
 
 
 def wait_for(condition, process, what: str, seconds: float = 300) -> None:

@@ -14,6 +14,8 @@ from scale_lth.results import Layout, RunKey, instability_branch
 from tests.conftest import CONFIGS
 from tests.processes import scale_lth
 
+pytestmark = [pytest.mark.integration]
+
 DIGITS = str(CONFIGS / "digits_lenet.yaml")
 
 

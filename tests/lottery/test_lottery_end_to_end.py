@@ -17,7 +17,7 @@ from scale_lth.results import Layout, RunKey
 from tests.lottery.conftest import BRANCHES, OVERRIDES, SMOKE
 from tests.processes import scale_lth, start, stop_session
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
+pytestmark = [pytest.mark.integration]
 
 
 def per_layer_rates(mask: Mask) -> dict[str, float]:
@@ -207,15 +207,6 @@ def test_rerunning_a_finished_experiment_trains_nothing_and_prints_the_same_tabl
     table = first.stdout[first.stdout.index("level   weights") : first.stdout.index("cells:")]
     assert table in again.stdout
     assert {key: layout.metrics_path(key).stat().st_mtime_ns for key in layout.finished()} == before
-
-
-def test_branch_command_needs_a_trunk(tmp_path):
-    result = scale_lth(tmp_path, "branch", "reinit", SMOKE, "--levels", "1-2")
-    assert result.returncode == 2
-    assert (
-        "(`scale-lth lottery` on this config)" in result.stderr
-        and len(result.stderr.strip().splitlines()) == 1
-    )
 
 
 def test_a_baseline_can_be_added_to_an_existing_trunk(experiment, tmp_path):

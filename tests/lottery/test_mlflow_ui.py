@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from scale_lth.tracking.ui import experiment_page
 from tests.services.mlflow_server import MlflowServer
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.mlflow_server]  # its own server
 
 CHROMIUM = "/usr/bin/chromium"
 

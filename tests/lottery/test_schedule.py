@@ -14,7 +14,7 @@ from scale_lth.pruning import Mask
 from tests.conftest import CONFIGS
 from tests.processes import SCALE_LTH
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
+pytestmark = [pytest.mark.integration]
 
 SMOKE = str(CONFIGS / "smoke.yaml")
 # 3 levels x 3 baselines, each run long enough (a few seconds) to watch two run side by side.

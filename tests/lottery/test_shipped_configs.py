@@ -38,6 +38,7 @@ from tests.masks import assert_same_cut, everything, magnitudes_of
 from tests.runs import start_loss
 
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
+STEPS = 4  # each run's iterations: evaluated at 0, 2 and 4
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +46,7 @@ def datasets(tmp_path_factory, digits_dir) -> dict:
     """Each dataset the configs name, written from its users' format by `scale-lth data`."""
     root = tmp_path_factory.mktemp("formats")
     write_mnist(root / "mnist-idx", train=300, test=60)
-    write_cifar(root / "cifar-10-batches-py", per_batch=20, test=30)
+    write_cifar(root / "cifar-10-batches-py", per_batch=20, test=10)
     write_photo_imagefolder(root / "imagenet-jpeg")
     written = {"digits": digits_dir}
     for dataset, source in (("mnist", "mnist-idx"), ("cifar10", "cifar-10-batches-py"),
@@ -66,11 +67,12 @@ def shrunk(path, data: dict, output_root) -> list[str]:
         f"output_root={output_root}",
         "replicates=1",
         "pruning.levels=2",
-        "data.batch_size=8",
-        f"training.lr={config.training.lr * 8 / config.data.batch_size}",  # the linear rule
+        "data.batch_size=4",
+        f"training.lr={config.training.lr * 4 / config.data.batch_size}",  # the linear rule
         "data.loader_workers=1",
-        "training.duration=6it",
+        f"training.duration={STEPS}it",
         "training.eval_every=2it",
+        "training.checkpoint_every=1000it",  # none mid-run: resuming is tests/training's
         "scaling.num_workers=1",
         "scaling.cpus_per_worker=1",
         "scaling.use_gpu=false",
@@ -79,7 +81,7 @@ def shrunk(path, data: dict, output_root) -> list[str]:
     if config.training.warmup.amount:
         overrides.append("training.warmup=2it")
     if config.training.milestones:
-        overrides.append("training.milestones=[4it]")
+        overrides.append("training.milestones=[3it]")
     if config.rewinding.step.amount:
         overrides.append("rewinding.step=2it")
     if config.data.dataset == "imagenet":
@@ -181,7 +183,7 @@ def check_starts(runner: Runner, levels: int) -> None:
             if key.method == "scratch_b":
                 factor = metrics["compute_factor"]
                 assert 1 < factor <= runner.config.baselines.scratch_b_max_factor
-                assert metrics["total_steps"] == round(6 * factor)
+                assert metrics["total_steps"] == round(STEPS * factor)
             first = metrics["history"][0]
             assert first["iteration"] == step
             assert first["val_loss"] == pytest.approx(start_loss(runner, weights, own), rel=1e-6)
@@ -211,4 +213,4 @@ def test_a_shipped_config_runs_end_to_end(path, datasets, tmp_path):
     check_masks(runner, config.pruning.levels)
     check_starts(runner, config.pruning.levels)
     check_early_stop(runner)
-    assert steps.schedule.total == layout.read_metrics(RunKey(0, 0))["total_steps"] == 6
+    assert steps.schedule.total == layout.read_metrics(RunKey(0, 0))["total_steps"] == STEPS

@@ -18,12 +18,7 @@ from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS
 from tests.processes import session_members, start, stop_session
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slurm,
-    pytest.mark.ray_cluster,
-    pytest.mark.mlflow_server,
-]
+pytestmark = [pytest.mark.integration]
 
 
 def listening(processes) -> list[tuple[str, int, str]]:

@@ -13,7 +13,7 @@ import submitit
 
 from tests.services.slurm import SlurmCluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.slurm]
+pytestmark = [pytest.mark.integration, pytest.mark.slurm]  # clusters of its own
 
 # the jobs unpickle this module's functions by value, whatever their working directory
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -14,7 +14,7 @@ from tests.lottery.conftest import OVERRIDES, SMOKE
 from tests.processes import scale_lth, start, stop_session
 from tests.services.mlflow_server import MlflowServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster, pytest.mark.mlflow_server]
+pytestmark = [pytest.mark.integration, pytest.mark.mlflow_server]  # its own server
 
 
 def each_run_once(client: MlflowClient, name: str, layout: Layout, config_hash: str) -> None:
