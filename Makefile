@@ -72,6 +72,7 @@ gpu-check: install
 lint: install-python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy scale_lth
 
 format: install-python
 	$(BIN)/ruff check --fix .
