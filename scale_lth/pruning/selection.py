@@ -25,17 +25,18 @@ _BLOCK = 256  # entries classified per vectorised inner loop
 _SMALL = 1 << 20  # below this many entries, every alive entry goes through the partition
 _NOTHING = (-1.0, -1.0)  # bounds with no magnitude below or between them
 _EVERYTHING = (-1.0, math.inf)  # bounds that put every alive entry between them
+_ALL_ALIVE = np.ones(1, np.uint8)  # what ``_split`` gets for ``alive`` where it reads none
 
 
-# Compiled in each process (about a second, once), never cached on disk: numba's cache gives two
-# processes that compile different signatures at once the same data file, and one then loads
-# the other's code (seen here as "Cannot modify readonly array" in tests run after a subprocess
-# had pruned).
-@numba.njit(nogil=True)
-def _split(values, alive, low, high, kept, band_values, band_where):
-    """One pass over a flat tensor (``alive`` None: all alive; flags as uint8): ``kept[i]`` =
-    alive and ``|values[i]| >= low``; the kept entries up to ``high`` are appended to the band
-    buffers (magnitude, position). Returns the band's size.
+# One signature only (``alive`` is always an array, ``all_alive`` says when to ignore it): numba
+# was seen to mistype a second specialization compiled later in the same process ("Cannot modify
+# readonly array" on a local array), so none is ever compiled.
+@numba.njit(nogil=True, cache=True)
+def _split(values, alive, all_alive, low, high, kept, band_values, band_where):
+    """One pass over a flat tensor (flags as uint8; with ``all_alive`` every entry is alive and
+    ``alive`` is not read): ``kept[i]`` = alive and ``|values[i]| >= low``; the kept entries up
+    to ``high`` are appended to the band buffers (magnitude, position). Returns the band's
+    size.
 
     Blocks of _BLOCK entries: a branch-free loop that vectorises classifies a block into
     cache-resident flags, then only the flagged 8-byte words are looked at one by one."""
@@ -48,14 +49,11 @@ def _split(values, alive, low, high, kept, band_values, band_where):
         block = values[start : start + _BLOCK]
         block_kept = kept[start : start + _BLOCK]
         for j in range(_BLOCK):  # a constant trip count: this loop vectorises
-            if alive is None:
-                is_alive = np.uint8(1)
-            else:
-                is_alive = alive[start + j]
+            is_alive = np.uint8(1) if all_alive else alive[start + j]
             magnitude = abs(block[j])
-            keep = np.uint8(magnitude >= low) & is_alive
+            keep = np.uint8(np.uint8(magnitude >= low) & is_alive)
             block_kept[j] = keep
-            flags[j] = np.uint8(magnitude <= high) & keep
+            flags[j] = np.uint8(np.uint8(magnitude <= high) & keep)
         for word in range(_BLOCK // 8):
             if words[word]:
                 for j in range(word * 8, word * 8 + 8):
@@ -65,7 +63,8 @@ def _split(values, alive, low, high, kept, band_values, band_where):
                         found += 1
     for i in range(whole, values.size):  # the last, partial block, one by one
         magnitude = abs(values[i])
-        kept[i] = magnitude >= low and (alive is None or alive[i])
+        is_alive = np.uint8(1) if all_alive else alive[i]
+        kept[i] = np.uint8(np.uint8(magnitude >= low) & is_alive)
         if kept[i] and magnitude <= high:
             band_values[found], band_where[found] = magnitude, i
             found += 1
@@ -94,7 +93,8 @@ class _Split:
                 local.band_where = np.empty(size, np.int64)
             found = _split(
                 values[index],
-                None if keep is None else keep.view(np.uint8),
+                _ALL_ALIVE if keep is None else keep.view(np.uint8),
+                keep is None,
                 low,
                 high,
                 self.kept[start:stop].view(np.uint8),
