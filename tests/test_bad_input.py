@@ -2,11 +2,14 @@
 driver before Ray starts or any file is written, in one line naming the problem and the fix,
 with exit code 2, and the line is the one the docs show."""
 
+import dataclasses
+import errno
 import json
 import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,9 +18,12 @@ import torch
 
 from scale_lth.cli import main
 from scale_lth.config import load
+from scale_lth.data import ensure_written
 from scale_lth.orchestration.ray_cluster import free_port
+from scale_lth.preflight import write_identity
 from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
+from scale_lth.tracking.uri import PASSWORD, USERNAME
 from tests.conftest import CONFIGS, ROOT
 
 SMOKE = str(CONFIGS / "smoke.yaml")
@@ -221,6 +227,114 @@ def prepare_imagefolder(case, val_class: str = "cat", *options: str) -> list[str
             "--out", str(out), *options]  # fmt: skip
 
 
+def prepare_config_not_utf8(case):
+    (case.folder / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    return ["lottery", str(case.folder / "latin1.yaml")]
+
+
+def prepare_saved_config_empty(case):
+    layout = case.experiment()
+    layout.root.mkdir(parents=True)
+    layout.config_path.write_text("")
+    return ["status", str(layout.root)]
+
+
+def prepare_output_root_file(case):
+    (case.folder / "results").write_text("not a folder")
+    return case.lottery()
+
+
+def prepare_output_root_read_only(case):
+    """A folder this user cannot write, as os.access reports a read-only file system."""
+    readonly = case.folder / "readonly"
+    readonly.mkdir()
+    access = os.access
+    case.monkeypatch.setattr(
+        os, "access", lambda path, mode: False if Path(path) == readonly else access(path, mode)
+    )
+    return ["lottery", SMOKE, f"data.path={case.digits_dir}", f"output_root={readonly / 'r'}"]
+
+
+def prepare_fallback_unusable(case):
+    return case.lottery(
+        f"tracking.uri=http://127.0.0.1:{free_port()}",
+        f"tracking.fallback_uri=http://127.0.0.1:{free_port()}",
+    )
+
+
+def finished_dense_run(case) -> Layout:
+    """The experiment with its dense run finished (its files as a run writes them)."""
+    layout = case.experiment()
+    layout.run_dir(RunKey(0, 0)).mkdir(parents=True)
+    torch.save(torch.nn.Linear(2, 2).state_dict(), layout.final_path(RunKey(0, 0)))
+    layout.write_metrics(RunKey(0, 0), {"level": 0})
+    return layout
+
+
+class Planted:
+    """Unpickling it runs a command: what someone who can write a results folder could plant."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (subprocess.call, (["touch", str(self.marker)],))
+
+
+def prepare_unsafe_result(case):
+    layout = finished_dense_run(case)
+    torch.save(
+        {"weight": torch.zeros(2), "x": Planted(case.folder / "ran")},
+        layout.final_path(RunKey(0, 0)),
+    )
+    return case.lottery()
+
+
+def prepare_unreadable_result(case):
+    layout = finished_dense_run(case)
+    final = layout.final_path(RunKey(0, 0))
+    load = torch.load
+
+    def stale(path, *args, **kwargs):
+        if Path(path) == final:
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), str(path))
+        return load(path, *args, **kwargs)
+
+    case.monkeypatch.setattr(torch, "load", stale)
+    return case.lottery()
+
+
+def prepare_mask_wrong_structure(case):
+    layout = case.experiment()
+    layout.run_dir(RunKey(0, 1)).mkdir(parents=True)
+    short = {"fc.weight": {"shape": [300, 64], "bits": torch.zeros(7, dtype=torch.uint8)}}
+    torch.save(short, layout.mask_path(RunKey(0, 1)))
+    return case.lottery()
+
+
+def prepare_dangling_pointer(case):
+    layout = case.experiment()
+    folder = layout.run_dir(RunKey(0, 0))
+    folder.mkdir(parents=True)
+    (folder / "resume.json").write_text(json.dumps({"step": 20, "world_size": 2}))
+    return case.lottery()
+
+
+def prepare_malformed_info(case):
+    data = case.own_data()
+    (data / "info.json").write_text('{"source": "digits"')
+    return ["lottery", SMOKE, f"data.path={data}", f"output_root={case.folder / 'results'}"]
+
+
+def prepare_other_data(case):
+    """An experiment whose identity records data of other content than its folder holds."""
+    config = load(SMOKE, case.overrides())
+    info = ensure_written(case.digits_dir, "digits")
+    other = dataclasses.replace(info, digests={**info.digests, "train": "0" * 64})
+    write_identity(config, other)
+    return case.lottery()
+
+
 CASES = {
     "missing-config": prepare_missing_config,
     "config-not-yaml": prepare_config_not_yaml,
@@ -303,6 +417,25 @@ CASES = {
         "1x",
     ],
     "instability-step-not-saved": prepare_dense_run_without_points,
+    "section-renamed": lambda case: case.lottery("stability.points=5"),
+    "config-not-unicode": prepare_config_not_utf8,
+    "saved-config-empty": prepare_saved_config_empty,
+    "output-root-is-a-file": prepare_output_root_file,
+    "output-root-read-only": prepare_output_root_read_only,
+    "ray-port-out-of-range": lambda case: case.lottery("scaling.address=127.0.0.1:99999"),
+    "mlflow-url-with-credentials": lambda case: case.lottery(
+        f"tracking.uri=http://alice:s3cret@127.0.0.1:{free_port()}/"
+    ),
+    "fallback-unusable": prepare_fallback_unusable,
+    "levels-leave-no-weight": lambda case: case.lottery(
+        "pruning.levels=12", "pruning.fraction=0.9"
+    ),
+    "unsafe-result-file": prepare_unsafe_result,
+    "unreadable-result-file": prepare_unreadable_result,
+    "mask-wrong-structure": prepare_mask_wrong_structure,
+    "dangling-checkpoint-pointer": prepare_dangling_pointer,
+    "malformed-data-info": prepare_malformed_info,
+    "other-data": prepare_other_data,
 }
 
 
@@ -318,6 +451,9 @@ def test_bad_input_is_refused_in_one_line_before_any_work(
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)  # where a local MLflow store or data would be written
+    for name in (USERNAME, PASSWORD):  # credentials a URI gives move there: undone after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     case = Case(tmp_path, digits_dir, monkeypatch)
     argv = CASES[kind](case)
     capsys.readouterr()  # what preparing the case printed
@@ -334,6 +470,7 @@ def test_bad_input_is_refused_in_one_line_before_any_work(
     assert stderr.startswith(PREFIX)
     assert matches(documented()[kind], stderr.removeprefix(PREFIX)), stderr
     assert after == before and tree(digits_dir) == data_before  # nothing written or changed
+    assert "s3cret" not in stderr  # a password in a URI is never printed
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
@@ -346,3 +483,14 @@ def test_an_unreachable_server_with_a_fallback_store_logs_there(tmp_path, capsys
     assert check_tracking(config, uri).tracking.uri == fallback
     assert f"logging to {fallback} instead" in capsys.readouterr().out
     assert check_tracking(load(SMOKE), "sqlite:///x.db") == load(SMOKE)  # nothing to check
+
+
+def test_a_config_refused_in_a_fresh_folder_writes_and_prints_nothing_first(
+    tmp_path, monkeypatch, capsys
+):
+    """The embedded digits are written only once every check has passed."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["lottery", SMOKE, "training.duration=0it"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, (out, err)
+    assert list(tmp_path.iterdir()) == []
