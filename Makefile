@@ -54,10 +54,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# The tests that need no service, no Ray and no other process: minutes, not the better part of
-# an hour.
+# The tests that need no service, no Ray and no other process, spread over every core
+# (pytest-xdist): minutes, not the better part of an hour.
 test-fast: install-python
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest -m "not integration" -n auto
 
 bench: install
 	$(BIN)/python bench/prune_and_step.py

@@ -206,7 +206,8 @@ def test_a_shipped_config_runs_end_to_end(path, datasets, tmp_path):
     config = load(path, shrunk(path, datasets, tmp_path / "results")).resolved()
     branches = [config.run_branch(method) for method in config.baselines.branches]
     job = Job([0], range(config.pruning.levels + 1), branches)
-    config, layout, steps = check(config, job)
+    checked = check(config, job)
+    config, layout, steps = checked.config, checked.layout, checked.steps
     runner = Runner(config, Session(), steps)
     runner.execute(job)
     assert set(layout.finished()) == set(job.keys())
