@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,21 +118,7 @@ class RayNode:
     def stop(self, grace_seconds: float = 10.0) -> None:
         """SIGTERM every PID this node started, SIGKILL what is left; remove its folder."""
         self.record()
-        living = []
-        for pid in self.pids:
-            try:
-                process = psutil.Process(pid)
-                process.send_signal(signal.SIGTERM)
-                living.append(process)
-            except psutil.Error:
-                continue
-        _, alive = psutil.wait_procs(living, timeout=grace_seconds)
-        for process in alive:
-            try:
-                process.kill()
-            except psutil.Error:
-                continue
-        psutil.wait_procs(alive, timeout=grace_seconds)
+        stop_processes(self.pids, grace_seconds)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
@@ -207,3 +194,23 @@ def start_worker(
     node = RayNode(temp_dir, head, str(temp_dir), token)
     node.record()
     return node
+
+
+def stop_processes(pids: Iterable[int], grace_seconds: float = 10.0) -> None:
+    """SIGTERM each process, SIGKILL those still there after ``grace_seconds``, and wait for
+    them to be gone (a PID that is already gone is skipped)."""
+    living = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            process.send_signal(signal.SIGTERM)
+            living.append(process)
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(living, timeout=grace_seconds)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(alive, timeout=grace_seconds)

@@ -23,7 +23,6 @@ import ipaddress
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Literal
 
 import psutil
+
+from scale_lth.orchestration.ray_cluster import stop_processes
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout under test
 SUBNET = ipaddress.ip_network("10.231.77.0/24")
@@ -189,28 +190,10 @@ def _tagged(tag: str) -> list[str]:
     return found
 
 
-def _stop(pids: list[int], grace_seconds: float = 10.0) -> None:
-    processes = []
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            process.send_signal(signal.SIGTERM)
-            processes.append(process)
-        except psutil.Error:
-            continue
-    _, alive = psutil.wait_procs(processes, timeout=grace_seconds)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.Error:
-            continue
-    psutil.wait_procs(alive, timeout=grace_seconds)
-
-
 def _remove_tagged(tag: str) -> None:
     namespaces = [name for name in _namespaces() if name.startswith(tag)]
     for name in namespaces:
-        _stop(Node(name, "", "").pids())
+        stop_processes(Node(name, "", "").pids())
     for name in namespaces:
         _ip("netns", "delete", name, check=False)  # its veths go with it
     for name in _links():
