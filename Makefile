@@ -51,8 +51,11 @@ $(STAMP): $(PYTHON_STAMP) | service-packages
 demo: install
 	$(BIN)/scale-lth lottery configs/digits_lenet.yaml
 
+# Every test, in two processes (pytest-xdist): the integration tests mostly wait on the services
+# and processes they start, so two at a time keep two cores busy. Tests that share a SLURM
+# cluster, the namespaced nodes or a module's services run in one process (tests/conftest.py).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The tests that need no service, no Ray and no other process, spread over every core
 # (pytest-xdist): minutes, not the better part of an hour.

@@ -180,7 +180,8 @@ def compare(args: argparse.Namespace) -> int:
         named = dict(zip((e.root.name for e in experiments), legends(experiments), strict=True))
         first = credentials_moved(first)
         uri, name = tracking_uri(first), experiment_name(first)
-        print(log_comparison(uri, name, comparison, named, paths), file=sys.stderr)
+        curves = [(experiment_name(config), config.hash) for config, _ in configs]
+        print(log_comparison(uri, name, comparison, named, paths, curves), file=sys.stderr)
     return 0
 
 

@@ -141,7 +141,11 @@ def report(config: Config, finished: list[RunKey]) -> None:
     if config.tracking.enabled:
         if finished:
             log_report(
-                config, written.files, written.metrics_by_replicate(), written.summary_metrics()
+                config,
+                written.files,
+                written.metrics_by_replicate(),
+                written.summary_metrics(),
+                written.method_curves(),
             )
         print(ui_line(config))
 

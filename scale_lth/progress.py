@@ -54,7 +54,7 @@ class ConsoleProgress(Observer):
         self.position = 0
         self.total = 0
 
-    def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
+    def run_started(self, key: RunKey, density: float, total_steps: int, started_at: float) -> None:
         say(f"[{key}] training at {density * 100:.3f}% weights remaining")
         self.total = total_steps
         if self.bars is not None:

@@ -28,7 +28,7 @@ class DataInfo:
     mean: list[float]  # per channel, 0-255 scale
     std: list[float]
     augmentation: str  # default training pipeline: none, pad_crop_flip or resized_crop_flip
-    digests: dict[str, str] = field(default_factory=dict)  # split -> SHA-256 of its .beton
+    digests: dict[str, str] = field(default_factory=dict)  # split -> content_digest of its .beton
 
     @property
     def channels(self) -> int:
@@ -65,10 +65,34 @@ class DataInfo:
         return Path(folder) / f"{split}.beton"
 
 
-def file_digest(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in 4 MiB pieces."""
+# FFCV fields whose metadata holds where their bytes lie in the file, not what they are
+POINTER_FIELDS = {"NDArrayField": None, "BytesField": "ptr", "JSONField": "ptr"}
+POINTER_FIELDS["RGBImageField"] = "data_ptr"
+
+
+def content_digest(path: Path) -> str:
+    """The SHA-256 of what a .beton holds, sample by sample in index order: each field's
+    metadata but its file offsets, then each sample's data bytes. FFCV's parallel writers lay
+    the samples out in whatever order they finish, so two writings of the same data differ in
+    their bytes but not in this digest."""
+    import numpy as np
+    from ffcv.reader import Reader
+    from numpy.lib.recfunctions import repack_fields
+
+    reader = Reader(str(path))
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while piece := file.read(4 << 20):
-            digest.update(piece)
+    for index, handler in enumerate(reader.handlers.values()):
+        column = reader.metadata[f"f{index}"]
+        kind = type(handler).__name__
+        if kind in POINTER_FIELDS:
+            pointer = POINTER_FIELDS[kind]
+            if pointer is None:  # the metadata is the offset alone
+                continue
+            kept = [name for name in column.dtype.names if name != pointer]
+            column = repack_fields(column[kept])
+        digest.update(np.ascontiguousarray(column).tobytes())
+    table = np.sort(reader.alloc_table, order=["sample_id", "ptr"])
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    for ptr, size in zip(table["ptr"].tolist(), table["size"].tolist(), strict=True):
+        digest.update(data[ptr : ptr + size].tobytes())
     return digest.hexdigest()

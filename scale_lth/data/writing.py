@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from scale_lth.data.errors import DataError
-from scale_lth.data.info import DataInfo, file_digest, info_path
+from scale_lth.data.info import DataInfo, content_digest, info_path
 from scale_lth.data.sources import Split
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -138,7 +138,7 @@ def write_splits(
         print(f"Writing the {name} split ({len(split):,} images) to {out}", flush=True)
         path = out / f"{name}.beton"
         write_beton(GrayAsArray(split) if gray else split, fields, path, workers)
-        digests[name] = file_digest(path)
+        digests[name] = content_digest(path)
     shape = info.shape if gray else stored_shape([out / f"{name}.beton" for name in splits])
     info = dataclasses.replace(info, shape=shape, digests=digests)
     info.save(out)

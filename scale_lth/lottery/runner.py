@@ -94,10 +94,10 @@ class Runner:
         )
         model = self.store.network(start.weights)
         density = 1.0 if start.mask is None else start.mask.density
+        trained_from = time.time()  # the run's start as the runs table shows it
         for observer in self.observers:
-            observer.run_started(key, density, start.schedule.total)
+            observer.run_started(key, density, start.schedule.total, trained_from)
         self.seed_training(key)
-        trained_from = time.time()
         result = train_run(
             model,
             data,

@@ -29,7 +29,14 @@ from scale_lth.report.pruning_stability import (
     pruning_stability_metrics,
     stability_to_pruning,
 )
-from scale_lth.report.table import Row, collect, curve_metrics, format_table, summary_metrics
+from scale_lth.report.table import (
+    Row,
+    collect,
+    curve_metrics,
+    format_table,
+    method_curves,
+    summary_metrics,
+)
 from scale_lth.results import Layout
 from scale_lth.storage import atomic_write_json
 
@@ -82,6 +89,10 @@ class Report:
     def summary_metrics(self) -> list[tuple[str, float, int]]:
         """The table over replicates, ``(name, value, level)``."""
         return summary_metrics(self.rows)
+
+    def method_curves(self) -> dict[str, list[tuple[str, float, int]]]:
+        """Each method's curve over replicates, ``(name, value, step)``, by method."""
+        return method_curves(self.rows)
 
     def analytics(self) -> dict:
         """``masks.json``: the mask analytics and the stability to pruning."""

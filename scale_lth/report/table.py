@@ -79,6 +79,33 @@ def summary_metrics(rows: list[Row]) -> list[tuple[str, float, int]]:
     ]
 
 
+BASIS_POINTS = 10_000  # the steps of the by-weights-remaining curve: 10000 is the dense network
+
+
+def method_curves(rows: list[Row]) -> dict[str, list[tuple[str, float, int]]]:
+    """Each method's curve for a tracking store, a run's worth per method: over replicates, the
+    accuracy's mean (``test_accuracy``) and std, the early-stop iteration and the weights
+    remaining, the level as the step; and the mean accuracy again with the weights remaining
+    in basis points as the step (``test_accuracy_by_weights_remaining_bp``), so a chart of
+    several methods' runs puts sparsity on its x axis."""
+    curves: dict[str, list[tuple[str, float, int]]] = {}
+    for row in rows:
+        curves.setdefault(row.branch, []).extend(
+            [
+                ("test_accuracy", row.accuracy_mean, row.level),
+                ("test_accuracy_std", row.accuracy_std, row.level),
+                ("early_stop_iteration", row.early_stop_iteration, row.level),
+                ("weights_remaining", row.weights_remaining, row.level),
+                (
+                    "test_accuracy_by_weights_remaining_bp",
+                    row.accuracy_mean,
+                    round(row.weights_remaining * BASIS_POINTS),
+                ),
+            ]
+        )
+    return curves
+
+
 def collect(layout: Layout) -> list[Row]:
     """Every level and branch with at least one finished replicate, in level order."""
     groups: dict[tuple[int, str], list[dict]] = {}

@@ -8,7 +8,8 @@ from scale_lth.results.runs import RunKey
 class Observer:
     """Hears about runs; attached on rank 0 only."""
 
-    def run_started(self, key: RunKey, density: float, total_steps: int) -> None: ...
+    def run_started(self, key: RunKey, density: float, total_steps: int, started_at: float) -> None:
+        """``key`` starts training at ``started_at`` (Unix seconds)."""
 
     def evaluated(self, key: RunKey, row: dict[str, float]) -> None: ...
 

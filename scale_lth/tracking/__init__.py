@@ -1,7 +1,8 @@
 """Experiment tracking in MLflow, in parts: ``uri`` (where runs are stored), ``experiment``
-(the MLflow experiment, made on the driver), ``runs`` (runs found by their tags), ``params``,
-``system_metrics``, ``outbox`` (events kept on disk until sent), ``writer`` (events -> MLflow
-calls), ``tracker`` (the observer that sends them), ``reports`` and ``ui``."""
+(the MLflow experiment, made on the driver), ``runs`` (runs found by their tags), ``names``
+(what the runs table calls them), ``params``, ``system_metrics``, ``outbox`` (events kept on
+disk until sent), ``writer`` (events -> MLflow calls), ``tracker`` (the observer that sends
+them), ``reports`` (the report's summary and curve runs, comparisons) and ``ui``."""
 
 import os
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # MLflow 3's UI labels an experiment by this kind (model training, not GenAI), which it
 # otherwise guesses. The kind does not choose the view a page opens on: MLflow 3.17 picks that
-# from the page's address (``workflowType``, see ``ui.experiment_page``), as a browser showed.
+# from the page's address (``workflowType``, see ``ui.runs_page``), as a browser showed.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scale_lth.config import Config
+from scale_lth.config.hashing import non_default_values
 from scale_lth.tracking.uri import without_credentials
 
 if TYPE_CHECKING:
@@ -37,3 +38,19 @@ def run_params(config: Config) -> list[Param]:
     from mlflow.entities import Param
 
     return [Param(key, param_value(value)) for key, value in experiment_params(config).items()]
+
+
+def setting_tags(config: Config) -> dict[str, str]:
+    """The settings that make this experiment differ from the defaults, as tags
+    (``config.pruning.fraction``: the value), to tell curve runs of several experiments apart."""
+    tags: dict[str, str] = {}
+
+    def add(values: dict, prefix: str) -> None:
+        for name, value in values.items():
+            if isinstance(value, dict):
+                add(value, f"{prefix}{name}.")
+            else:
+                tags[f"config.{prefix}{name}"] = param_value(without_credentials(value))
+
+    add(non_default_values(config), "")
+    return tags

@@ -5,6 +5,7 @@ processes left in theirs."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import astuple
 from typing import Any
 
@@ -68,22 +69,24 @@ class MlflowTracker(Observer):
         with self.attempts:
             self.attempts.wait_for(lambda: self.ended >= target)
 
-    def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
+    def run_started(self, key: RunKey, density: float, total_steps: int, started_at: float) -> None:
         self.replicates.add(key.replicate)
-        event = {"density": density, "total_steps": total_steps}
+        event = {"density": density, "total_steps": total_steps, "started_at": started_at}
         self._put({"event": "run_started", "key": list(astuple(key)), **event})
 
     def evaluated(self, key: RunKey, row: dict[str, float]) -> None:
         self._put({"event": "evaluated", "key": list(astuple(key)), "row": dict(row)})
 
     def run_finished(self, key: RunKey, metrics: dict[str, Any]) -> None:
-        named = ("total_steps", "accuracy_split", "ranks", *SUMMARY_METRICS)
+        named = ("total_steps", "accuracy_split", "ranks", "trained_until", *SUMMARY_METRICS)
         summary = {name: metrics[name] for name in named}
         self._put({"event": "run_finished", "key": list(astuple(key)), "metrics": summary})
         self._wait()
 
     def finished(self) -> None:
-        self._put({"event": "finished", "replicates": sorted(self.replicates)})
+        self._put(
+            {"event": "finished", "replicates": sorted(self.replicates), "ended_at": time.time()}
+        )
         self._wait()
         left = len(self.outbox.pending())
         if left:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from scale_lth.config import Config
 from scale_lth.results import Layout, RunKey
 from scale_lth.tracking.experiment import existing_experiment
+from scale_lth.tracking.names import level_name, trunk_name
 from scale_lth.tracking.outbox import Event
 from scale_lth.tracking.params import run_params
 from scale_lth.tracking.runs import find_run, found_or_made, log_metrics
@@ -92,11 +93,12 @@ class MlflowWriter:
         event = events[0]
         kind = event["event"]
         if kind == "finished":
-            self.finished(event["replicates"])
+            self.finished(event["replicates"], event.get("ended_at"))
             return
         key = RunKey(*event["key"])
         if kind == "run_started":
-            self.run_started(key, event["density"], event["total_steps"])
+            started_at = event.get("started_at")  # older events lack it: the time of delivery
+            self.run_started(key, event["density"], event["total_steps"], started_at)
         elif kind == "evaluated":
             self.evaluated(key, [each["row"] for each in events])
         elif kind == "run_finished":
@@ -120,18 +122,22 @@ class MlflowWriter:
             "run_kind": "level",
         }
 
-    def parent(self, replicate: int) -> str:
+    def parent(self, replicate: int, started_at: float | None = None) -> str:
+        """The replicate's trunk run, made (starting at ``started_at``) by its first run."""
         if replicate not in self.parents:
             tags = self._parent_tags(replicate)
-            name = f"{self.config.name}-{self.config.hash} replicate {replicate}"
+            make = partial(self._make, tags, trunk_name(self.config, replicate), started_at)
             self.parents[replicate], _ = found_or_made(
-                self.client, self.experiment_id, tags, partial(self._make, tags, name), self.lock
+                self.client, self.experiment_id, tags, make, self.lock
             )
         return self.parents[replicate]
 
-    def _make(self, tags: dict[str, str], name: str) -> str:
-        """A new run with ``tags`` and the experiment's params."""
-        run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
+    def _make(self, tags: dict[str, str], name: str, started_at: float | None) -> str:
+        """A new run with ``tags`` and the experiment's params, started at ``started_at`` (Unix
+        seconds; None: now)."""
+        run_id = self.client.create_run(
+            self.experiment_id, start_time=_milliseconds(started_at), tags=tags, run_name=name
+        ).info.run_id
         self.client.log_batch(run_id, params=run_params(self.config))
         return run_id
 
@@ -143,8 +149,10 @@ class MlflowWriter:
             self.runs[key] = run_id
         return self.runs[key]
 
-    def run_started(self, key: RunKey, density: float, total_steps: int) -> None:
-        parent = self.parent(key.replicate)
+    def run_started(
+        self, key: RunKey, density: float, total_steps: int, started_at: float | None = None
+    ) -> None:
+        parent = self.parent(key.replicate, started_at)
         tags = self._tags(key)
         described = {
             **tags,
@@ -152,10 +160,8 @@ class MlflowWriter:
             "density": f"{density:.6f}",
             "mlflow.parentRunId": parent,
         }
-        name = f"level {key.level} {key.branch} ({density:.2%})"
-        run_id, made = found_or_made(
-            self.client, self.experiment_id, tags, partial(self._make, described, name), self.lock
-        )
+        make = partial(self._make, described, level_name(key), started_at)
+        run_id, made = found_or_made(self.client, self.experiment_id, tags, make, self.lock)
         if not made and self.client.get_run(run_id).info.status != "FINISHED":
             self.client.update_run(run_id, status="RUNNING")
         self.runs[key] = run_id
@@ -207,8 +213,13 @@ class MlflowWriter:
         mask = self.layout.mask_path(key)
         if mask.is_file():
             self.client.log_artifact(run_id, str(mask))
-        self.client.set_terminated(run_id)
+        self.client.set_terminated(run_id, end_time=_milliseconds(metrics.get("trained_until")))
 
-    def finished(self, replicates: list[int]) -> None:
+    def finished(self, replicates: list[int], ended_at: float | None = None) -> None:
         for replicate in replicates:
-            self.client.set_terminated(self.parent(replicate))
+            self.client.set_terminated(self.parent(replicate), end_time=_milliseconds(ended_at))
+
+
+def _milliseconds(seconds: float | None) -> int | None:
+    """A Unix time in seconds as MLflow keeps run times (None stays None: MLflow's now)."""
+    return None if seconds is None else int(seconds * 1000)

@@ -30,7 +30,8 @@ from tests.processes import SCALE_LTH
 from tests.services.nodes import Node, Nodes, unavailable
 from tests.services.ray_nodes import RayCluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
+# one network of namespaced nodes per machine: its tests run in one process (tests/conftest.py)
+pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster, pytest.mark.xdist_group("nodes")]
 
 CPUS_PER_NODE = 2
 LOTTERY = [

@@ -10,8 +10,11 @@ from mlflow import MlflowClient
 
 from scale_lth import methods
 from scale_lth.config import load
+from scale_lth.driver import report
 from scale_lth.lottery.job import Job
 from scale_lth.results import Layout, RunKey
+from scale_lth.tracking.experiment import prepare_tracking
+from scale_lth.tracking.ui import runs_page
 from tests.lottery.conftest import SMOKE
 from tests.processes import scale_lth
 from tests.runs import runner
@@ -33,9 +36,14 @@ def three_modes(tmp_path_factory, digits_dir):
     items = []
     for mode in MODES:
         overrides = [*SHORT, f"rewinding.mode={mode}"]
-        where = [f"data.path={digits_dir}", f"output_root={cwd / 'results'}"]  # as compare sees
-        config = load(SMOKE, [*overrides, *where])
+        where = [  # as compare sees it, from cwd
+            f"data.path={digits_dir}",
+            f"output_root={cwd / 'results'}",
+            f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}",
+        ]
+        config = prepare_tracking(load(SMOKE, [*overrides, *where]))
         runner(config).execute(Job.lottery(config))
+        report(config, Layout(config.experiment_dir).finished())  # its curve runs in MLflow
         items += [SMOKE, *overrides]
     return cwd, items
 
@@ -79,3 +87,14 @@ def test_compare_overlays_the_modes_in_one_table_and_plot_and_logs_them(three_mo
     logged = {entry.path for entry in client.list_artifacts(runs[0].info.run_id, "compare")}
     assert logged == {"compare/compare.json", "compare/accuracy.png"}
     assert set(runs[0].data.params.values()) == labels
+    # the compared experiments' curve runs, tagged, and the address that charts them together
+    comparison = runs[0].data.tags["comparison_id"]
+    search = f"tags.`compared_in.{comparison}` = 'yes'"
+    tagged = client.search_runs([experiment.experiment_id], search)
+    hashes = {load(SMOKE, [*SHORT, f"rewinding.mode={mode}"]).hash for mode in MODES}
+    methods_of = {"main", *methods.baselines()}
+    assert {(r.data.tags["experiment_hash"], r.data.tags["method"]) for r in tagged} == {
+        (experiment_hash, method) for experiment_hash in hashes for method in methods_of
+    }
+    page = runs_page("http://127.0.0.1:5000", [experiment.experiment_id], True, search)
+    assert f"the curve runs together: {page}" in text.stderr

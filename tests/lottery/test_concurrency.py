@@ -5,6 +5,9 @@ equal to a lone invocation's, and MLflow holding each run once with every step o
 groups, one meeting an error that would recur, end in one line, never a hang."""
 
 import re
+import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -73,3 +76,66 @@ def test_two_groups_end_in_one_line_when_one_meets_an_error_that_would_recur(tmp
     last = stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"scale-lth: error: a worker \(rank 0\) failed: DamagedFile: .+", last)
     assert "Starting 2 x 1 Ray Train workers" in stdout
+
+
+REPORT_WRITER = """
+import os, sys, time
+from pathlib import Path
+from scale_lth.config import load
+from scale_lth.driver import report
+from scale_lth.results import Layout
+from scale_lth.tracking.experiment import prepare_tracking
+config = prepare_tracking(load(sys.argv[1], sys.argv[3:]))
+Path(f"{sys.argv[2]}.{os.getpid()}").touch()  # ready
+while not Path(sys.argv[2]).exists():  # both go at once
+    time.sleep(0.005)
+report(config, Layout(config.experiment_dir).finished())
+"""
+
+
+def test_two_report_writers_ending_together_make_one_summary_and_one_curve_run_each(
+    experiment, mlflow_server, tmp_path
+):
+    """The end of two invocations of one experiment: each logs the report to the same
+    tracking server at the same moment; MLflow holds one summary run and one curve run per
+    method."""
+    _, reference, _, _ = experiment
+    experiment_name = f"reports-{tmp_path.name}"
+    overrides = [
+        *OVERRIDES,
+        f"output_root={tmp_path / 'results'}",
+        f"tracking.uri={mlflow_server.uri}",
+        f"tracking.experiment={experiment_name}",
+    ]
+    config = load(SMOKE, overrides)
+    shutil.copytree(
+        reference.root, config.experiment_dir, ignore=shutil.ignore_patterns("tracking")
+    )
+    go = tmp_path / "go"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", REPORT_WRITER, str(SMOKE), str(go), *overrides],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    deadline = time.monotonic() + 300
+    while len(list(tmp_path.glob("go.*"))) < 2:  # both have imported torch and MLflow
+        assert time.monotonic() < deadline and all(w.poll() is None for w in writers)
+        time.sleep(0.05)
+    go.touch()
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=300)  # a hang guard
+        assert writer.returncode == 0, stderr[-3000:]
+    client = MlflowClient(mlflow_server.uri)
+    found = client.get_experiment_by_name(experiment_name)
+    kinds = [run.data.tags.get("run_kind") for run in client.search_runs([found.experiment_id])]
+    assert sorted(kind for kind in kinds if kind in ("summary", "curve")) == [
+        "curve",
+        "curve",
+        "curve",
+        "curve",
+        "summary",
+    ]

@@ -209,6 +209,52 @@ def test_rerunning_a_finished_experiment_trains_nothing_and_prints_the_same_tabl
     assert {key: layout.metrics_path(key).stat().st_mtime_ns for key in layout.finished()} == before
 
 
+def test_mlflow_has_a_curve_run_per_method_matching_the_report(experiment):
+    """A curve run per method, each point equal to `report --json`'s row (two report writers
+    at once make them once: test_concurrency); runs named for what they are and timed by their
+    own training, not by when their events were delivered."""
+    cwd, layout, config, _ = experiment
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    mlflow_experiment = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([mlflow_experiment.experiment_id])
+    report = scale_lth(cwd, "report", SMOKE, *OVERRIDES, "--json")
+    assert report.returncode == 0, report.stderr
+    curves = {r.data.tags["method"]: r for r in runs if r.data.tags.get("run_kind") == "curve"}
+    assert set(curves) == {"main", *BRANCHES}
+    assert len([r for r in runs if r.data.tags.get("run_kind") == "summary"]) == 1
+    short = config.hash[:6]
+    for method, run in curves.items():
+        assert run.info.run_name == f"curve · {method} · smoke"
+        tags = run.data.tags
+        assert tags["experiment_hash"] == config.hash and tags["replicates"] == "1"
+        assert tags["config.pruning.scope"] == "layer"  # a setting smoke.yaml changes
+    for row in json.loads(report.stdout)["rows"]:
+        run_id = curves[row["branch"]].info.run_id
+        level, at_bp = row["level"], round(row["weights_remaining"] * 10_000)
+        for name, step, value in [
+            ("test_accuracy", level, row["accuracy_mean"]),
+            ("test_accuracy_std", level, row["accuracy_std"]),
+            ("early_stop_iteration", level, row["early_stop_iteration"]),
+            ("weights_remaining", level, row["weights_remaining"]),
+            ("test_accuracy_by_weights_remaining_bp", at_bp, row["accuracy_mean"]),
+        ]:
+            points = {m.step: m.value for m in client.get_metric_history(run_id, name)}
+            assert points[step] == pytest.approx(value, rel=1e-12), (row, name)
+    note = mlflow_experiment.tags["mlflow.note.content"]
+    assert str(layout.report_dir) in note and "scale-lth lottery" in note
+    for run in runs:
+        tags = run.data.tags
+        if tags.get("run_kind") == "trunk":
+            assert run.info.run_name == f"replicate 0 · smoke · {short}"
+        if tags.get("run_kind") != "level":
+            continue
+        key = RunKey(0, int(tags["level"]), tags["branch"])
+        assert run.info.run_name == f"level {key.level} · {key.branch} · r0"
+        recorded = layout.read_metrics(key)
+        assert run.info.start_time == int(recorded["trained_from"] * 1000)
+        assert run.info.end_time == int(recorded["trained_until"] * 1000)
+
+
 def test_a_baseline_can_be_added_to_an_existing_trunk(experiment, tmp_path):
     """`scale-lth branch` trains one baseline at the chosen levels, reusing the trunk (here the
     reference's tickets alone, copied)."""

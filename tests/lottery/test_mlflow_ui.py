@@ -9,7 +9,8 @@ import subprocess
 import pytest
 from mlflow import MlflowClient
 
-from scale_lth.tracking.ui import experiment_page
+from scale_lth.tracking.ui import CURVE_RUNS, runs_page
+from tests.lottery.conftest import BRANCHES
 from tests.services.mlflow_server import MlflowServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.mlflow_server]  # its own server
@@ -33,7 +34,7 @@ def rendered(url: str) -> str:
             "--disable-gpu",
             "--disable-dev-shm-usage",
             "--virtual-time-budget=30000",
-            "--window-size=1600,1200",
+            "--window-size=1600,3000",  # tall: charts below the fold are not drawn
             "--dump-dom",
             url,
         ],  # fmt: skip
@@ -43,6 +44,16 @@ def rendered(url: str) -> str:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+def rendered_with(url: str, text: str, attempts: int = 3) -> str:
+    """The page's text once it shows ``text``: on a busy machine the charts may still be
+    loading when a rendering's time budget ends, so the page is rendered again, a few times."""
+    for _ in range(attempts):
+        page = text_of(rendered(url))
+        if text in page:
+            break
+    return page
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +66,10 @@ def ui(experiment):
         server.stop()
 
 
+def config_name(experiment) -> str:
+    return experiment[2].name
+
+
 def experiment_id(experiment) -> str:
     cwd, _, config, _ = experiment
     client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
@@ -63,19 +78,34 @@ def experiment_id(experiment) -> str:
     return found.experiment_id
 
 
-def test_the_page_the_lottery_prints_opens_on_the_training_runs(experiment, ui):
+def test_the_page_the_lottery_prints_charts_every_method_against_the_weights_remaining(
+    experiment, ui
+):
+    """The printed address opens the curve runs, in the chart view: one chart with a line per
+    method, the weights remaining (basis points) on its x axis, the dense network at 10k."""
     _, _, config, result = experiment
-    page = experiment_page("http://127.0.0.1:5000", experiment_id(experiment))
+    page = runs_page("http://127.0.0.1:5000", [experiment_id(experiment)], True, CURVE_RUNS)
     assert f"(then open {page})" in result.stdout  # what the researcher is told to open
-    dom = text_of(rendered(page.replace("http://127.0.0.1:5000", ui.uri)))
+    chart = "test_accuracy_by_weights_remaining_bp"
+    dom = rendered_with(page.replace("http://127.0.0.1:5000", ui.uri), f"({chart})")
     assert "Runs - Experiment" in dom  # the page's title: the runs, not the GenAI overview
-    assert f"{config.name}-{config.hash} replicate 0" in dom  # the parent run in the table
     assert "Token Usage" not in dom
+    methods = ["main", *BRANCHES]
+    assert f"{len(methods)} matching runs" in dom  # the curve runs alone
+    drawn = re.search(rf"{chart} (?P<ticks>[\w. ]*?) Step(?P<legend>( [^()]+ \({chart}\))+)", dom)
+    assert drawn, dom[:3000]
+    # the x ticks (thousands of basis points, "7k") span the weights remaining of the runs:
+    # smoke.yaml's levels keep 100%, 80% and 64% of the prunable weights (output layer 90%)
+    x_ticks = [1000 * float(tick[:-1]) for tick in drawn["ticks"].split() if tick.endswith("k")]
+    assert x_ticks and 6000 <= min(x_ticks) <= 8000 and 9000 <= max(x_ticks) <= 10_000, x_ticks
+    for method in methods:  # a line per method in the one chart
+        assert f" curve · {method} · {config.name} ({chart})" in drawn["legend"]
 
 
-def test_the_chart_view_draws_the_curve_by_level(experiment, ui):
-    page = experiment_page(ui.uri, experiment_id(experiment), charts=True)
+def test_the_chart_view_of_every_run_draws_the_curve_by_level(experiment, ui):
+    page = runs_page(ui.uri, [experiment_id(experiment)], charts=True)
     dom = text_of(rendered(page))
+    assert f"replicate 0 · {config_name(experiment)} · " in dom  # the trunk run, named
     # a section of charts per measure, one chart per method (ticket and 3 baselines) in each
     for measure in ("final_accuracy", "early_stop_accuracy", "density", "accuracy_mean"):
         assert f"{measure} (4) Add chart" in dom

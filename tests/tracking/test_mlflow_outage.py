@@ -19,9 +19,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.mlflow_server]  # its own ser
 
 def each_run_once(client: MlflowClient, name: str, layout: Layout, config_hash: str) -> None:
     """One parent and one child per finished run, all FINISHED, every evaluation step once
-    and as on disk."""
+    and as on disk, each child ending when its training did (however late its events reached
+    MLflow)."""
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], f"tags.experiment_hash = '{config_hash}'")
+    runs = [run for run in runs if run.data.tags["run_kind"] in ("trunk", "level")]
     finished = layout.finished()
     assert len(runs) == 1 + len(finished)
     assert all(run.info.status == "FINISHED" for run in runs)
@@ -30,6 +32,10 @@ def each_run_once(client: MlflowClient, name: str, layout: Layout, config_hash: 
         if tags["run_kind"] != "level":
             continue
         key = RunKey(int(tags["replicate"]), int(tags["level"]), tags["branch"])
+        recorded = layout.read_metrics(key)
+        # a resumed run started before its last segment did (``trained_from``)
+        assert run.info.start_time <= int(recorded["trained_from"] * 1000), key
+        assert run.info.end_time == int(recorded["trained_until"] * 1000), key
         steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "lr")]
         assert len(steps) == len(set(steps)), key  # no step twice
         assert sorted(steps) == [row["iteration"] for row in layout.read_metrics(key)["history"]]

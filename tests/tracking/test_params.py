@@ -5,7 +5,7 @@ from mlflow import MlflowClient
 
 from scale_lth.config import load
 from scale_lth.tracking.experiment import prepare_tracking
-from scale_lth.tracking.params import experiment_params
+from scale_lth.tracking.params import experiment_params, setting_tags
 from scale_lth.tracking.writer import MlflowWriter
 
 
@@ -22,3 +22,8 @@ def test_params_hold_no_environment_values_or_credentials(tmp_path, monkeypatch)
     for value in params.values():
         assert str(store) not in value and "s3cr3t" not in value and "hunter2" not in value
     assert set(params) == set(experiment_params(config))
+
+
+def test_the_settings_that_differ_from_the_defaults_become_tags():
+    config = load(None, ["pruning.fraction=0.3", "training.lr=0.1"])  # the second is the default
+    assert setting_tags(config) == {"config.pruning.fraction": "0.3"}
