@@ -51,11 +51,11 @@ $(STAMP): $(PYTHON_STAMP) | service-packages
 demo: install
 	$(BIN)/scale-lth lottery configs/digits_lenet.yaml
 
-# Every test, in two processes (pytest-xdist): the integration tests mostly wait on the services
-# and processes they start, so two at a time keep two cores busy. Tests that share a SLURM
-# cluster, the namespaced nodes or a module's services run in one process (tests/conftest.py).
+# Every test: those that start no process spread over every core (as `test-fast`), then the
+# integration tests one at a time (they start clusters and services of their own).
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -m "not integration" -n auto
+	$(BIN)/python -m pytest -m integration
 
 # The tests that need no service, no Ray and no other process, spread over every core
 # (pytest-xdist): minutes, not the better part of an hour.

@@ -87,17 +87,6 @@ def pytest_itemcollected(item):
         if fixture in uses:
             item.add_marker(mark)
             item.add_marker("integration")
-    if item.get_closest_marker("integration") and not item.get_closest_marker("xdist_group"):
-        item.add_marker(pytest.mark.xdist_group(run_together(item)))
-
-
-def run_together(item) -> str:
-    """Where `make test` spreads the tests over processes (pytest-xdist, ``--dist
-    loadgroup``), the integration tests that must share one: those of SLURM (a machine has room
-    for one cluster at a time), else those of one module (its module-scoped services and
-    results are made once). The tests of namespaced nodes name their group, ``nodes``, by
-    hand: their network is one per machine."""
-    return "slurm" if item.get_closest_marker("slurm") else item.module.__name__
 
 
 def unless_integration(item):

@@ -81,7 +81,8 @@ class MlflowTracker(Observer):
         named = ("total_steps", "accuracy_split", "ranks", "trained_until", *SUMMARY_METRICS)
         summary = {name: metrics[name] for name in named}
         self._put({"event": "run_finished", "key": list(astuple(key)), "metrics": summary})
-        self._wait()
+        if self.problem is None:  # the store answered last time: the run waits for it
+            self._wait()
 
     def finished(self) -> None:
         self._put(

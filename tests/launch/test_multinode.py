@@ -3,14 +3,15 @@ on two namespaced nodes (tests.services.nodes: a head on node a, a worker on nod
 each), and `scale-lth lottery` run on node a with `scaling.address=<head>`.
 
 With `scaling.placement=spread` Ray puts one rank on each node, and gloo's full mesh must
-connect them whatever the hostname resolves to: the nodes have their own hostnames resolving
-to their addresses, or (the case of issue 19) one hostname resolving to 127.0.0.1, where every
-rank would advertise loopback unless told the interface of its node's Ray address. Another
+connect them whatever the hostname resolves to. The nodes here share one hostname resolving to
+127.0.0.1 (the case of issue 19), where every rank would advertise loopback unless told the
+interface of its node's Ray address; nodes with hostnames of their own, resolving to their
+addresses, are the easier case (tests/services/test_nodes.py makes both kinds). Another
 Ray runs on the machine meanwhile (the suite's loopback head), as in the issue, where Ray
 Train's placement-group cleaner then failed to tell which Ray instance was its own.
 
-The module keeps one cluster at a time: the tests of each hostname kind share it, and each
-lottery runs once (``Clusters`` keeps the results)."""
+The module's tests share one cluster, and each lottery runs once (``Cluster`` keeps the
+results)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,7 @@ from tests.processes import SCALE_LTH
 from tests.services.nodes import Node, Nodes, unavailable
 from tests.services.ray_nodes import RayCluster
 
-# one network of namespaced nodes per machine: its tests run in one process (tests/conftest.py)
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster, pytest.mark.xdist_group("nodes")]
+pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
 
 CPUS_PER_NODE = 2
 LOTTERY = [
@@ -62,21 +62,19 @@ class Lottery:
 
 
 @dataclass
-class Clusters:
-    """One namespaced Ray cluster at a time, of the hostname kind a test asks for, and the
-    lotteries run on it."""
+class Cluster:
+    """The namespaced Ray cluster, started at its first use, and the lotteries run on it."""
 
     folder: Path
     data: Path
     nodes: Nodes | None = None
     ray: RayCluster | None = None
-    runs: dict[tuple[str, str], Lottery] = field(default_factory=dict)
+    runs: dict[str, Lottery] = field(default_factory=dict)
 
-    def on(self, hostnames: str) -> Nodes:
-        """The nodes of a running cluster of this kind (the other kind's stopped first)."""
-        if self.nodes is None or self.nodes.hostnames != hostnames:
-            self.stop()
-            self.nodes = Nodes(2, hostnames).__enter__()
+    def on(self) -> Nodes:
+        """The nodes of the running cluster."""
+        if self.nodes is None:
+            self.nodes = Nodes(2, "shared").__enter__()
             try:
                 self.ray = RayCluster(list(self.nodes), CPUS_PER_NODE, self.folder).__enter__()
             except BaseException:
@@ -84,13 +82,13 @@ class Clusters:
                 raise
         return self.nodes
 
-    def lottery(self, hostnames: str, placement: str) -> Lottery:
-        """configs/smoke.yaml, tiny, run on node a against the cluster (once per kind and
-        placement); tracked in MLflow where spread, the packed runs being references."""
-        if (hostnames, placement) in self.runs:
-            return self.runs[hostnames, placement]
-        nodes = self.on(hostnames)
-        results = self.folder / f"{hostnames}-{placement}"
+    def lottery(self, placement: str) -> Lottery:
+        """configs/smoke.yaml, tiny, run on node a against the cluster (once per placement);
+        tracked in MLflow where spread, the packed run being a reference."""
+        if placement in self.runs:
+            return self.runs[placement]
+        nodes = self.on()
+        results = self.folder / placement
         tracking = (
             [f"tracking.uri=sqlite:///{results}/mlflow.db"]
             if placement == "spread"
@@ -112,7 +110,7 @@ class Clusters:
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-5000:]
         run = Lottery(load(CONFIGS / "smoke.yaml", overrides), output, list(nodes))
-        self.runs[hostnames, placement] = run
+        self.runs[placement] = run
         return run
 
     def stop(self) -> None:
@@ -127,21 +125,20 @@ class Clusters:
 
 
 @pytest.fixture(scope="module")
-def clusters(tmp_path_factory, digits_dir, ray_head):
+def cluster(tmp_path_factory, digits_dir, ray_head):
     """``ray_head``: another Ray on this machine, on loopback, as in the issue."""
     reason = unavailable()
     if reason:
         pytest.skip(reason)
-    made = Clusters(tmp_path_factory.mktemp("multinode"), digits_dir)
+    made = Cluster(tmp_path_factory.mktemp("multinode"), digits_dir)
     try:
         yield made
     finally:
         made.stop()
 
 
-@pytest.mark.parametrize("hostnames", ["own", "shared"])
-def test_spread_places_one_rank_on_each_node_and_trains(clusters, hostnames):
-    run = clusters.lottery(hostnames, "spread")
+def test_spread_places_one_rank_on_each_node_and_trains(cluster):
+    run = cluster.lottery("spread")
     for key in KEYS:
         ranks = run.ranks(key)
         assert [rank["rank"] for rank in ranks] == [0, 1]
@@ -152,9 +149,8 @@ def test_spread_places_one_rank_on_each_node_and_trains(clusters, hostnames):
     assert "Found multiple active Ray instances" not in run.output
 
 
-@pytest.mark.parametrize("hostnames", ["own", "shared"])
-def test_where_the_ranks_trained_is_an_mlflow_tag(clusters, hostnames):
-    run = clusters.lottery(hostnames, "spread")
+def test_where_the_ranks_trained_is_an_mlflow_tag(cluster):
+    run = cluster.lottery("spread")
     client = MlflowClient(run.config.tracking.uri)
     experiment = client.get_experiment_by_name(run.config.name)
     trained = client.search_runs([experiment.experiment_id], "tags.run_kind = 'level'")
@@ -165,7 +161,7 @@ def test_where_the_ranks_trained_is_an_mlflow_tag(clusters, hostnames):
         assert each.data.tags["ranks"] == expected
 
 
-def test_two_nodes_train_the_same_ticket_as_one(clusters):
+def test_two_nodes_train_the_same_ticket_as_one(cluster):
     """Spread over two nodes, the lottery's masks and weights equal, bit for bit, those of
     the same lottery with both ranks on one node. Each rank computes its share alike wherever
     it runs (the same data shard, one torch thread each on the same kind of CPU), and gloo's
@@ -173,8 +169,8 @@ def test_two_nodes_train_the_same_ticket_as_one(clusters):
     exact whichever rank adds (floating-point addition is commutative; only its association
     depends on order, and that is fixed by the algorithm and the world size). So nothing is
     allowed to differ."""
-    spread = clusters.lottery("shared", "spread")
-    packed = clusters.lottery("shared", "pack")
+    spread = cluster.lottery("spread")
+    packed = cluster.lottery("pack")
     for key in KEYS:
         assert len({rank["address"] for rank in packed.ranks(key)}) == 1  # one node
         assert len({rank["address"] for rank in spread.ranks(key)}) == 2

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration]
 
 SMOKE = str(CONFIGS / "smoke.yaml")
 # 3 levels x 3 baselines, each run long enough (a few seconds) to watch two run side by side.
-GRAPH = ["pruning.levels=3", "training.duration=2000it", "tracking.enabled=false"]
+GRAPH = ["pruning.levels=3", "training.duration=1200it", "tracking.enabled=false"]
 
 
 def lottery(ray_head, folder, *more):

@@ -11,8 +11,7 @@ import pytest
 
 from tests.services.nodes import Nodes, unavailable
 
-# one network of namespaced nodes per machine: its tests run in one process (tests/conftest.py)
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nodes")]
+pytestmark = [pytest.mark.integration]
 
 # A node's view of itself: hostname, what the hostname resolves to, and the address of a TCP
 # connection it makes to the address given.
