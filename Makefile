@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 # The Python part: FFCV's build asks pkg-config for opencv4 and libturbojpeg.
 BUILD_PACKAGES := pkg-config libturbojpeg0-dev libopencv-dev python3-venv
 # The services of the integration tests: the SLURM/MariaDB/munge daemons back the launcher
-# tests' single-node cluster; headless Chromium renders the MLflow UI in the browser test.
-SERVICE_PACKAGES := slurmctld slurmd slurm-client slurmdbd munge mariadb-server chromium
+# tests' single-node cluster; headless Chromium renders the MLflow UI in the browser test;
+# iproute2's `ip` makes the namespaced nodes of the multi-node tests.
+SERVICE_PACKAGES := slurmctld slurmd slurm-client slurmdbd munge mariadb-server chromium iproute2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install install-python build-packages service-packages demo test test-fast lint format \

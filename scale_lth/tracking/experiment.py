@@ -26,9 +26,17 @@ def experiment_name(config: Config) -> str:
 
 def training_experiment(client: MlflowClient, name: str, location: str | None = None) -> str:
     """The id of the model-training experiment ``name``, made (or marked) as one if needed."""
+    from mlflow.exceptions import MlflowException
+
     found = client.get_experiment_by_name(name)
     if found is None:
-        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        try:
+            return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        # another process (a task of the same sweep) made it just now: it is found this time
+        return training_experiment(client, name, location)
     for key, value in EXPERIMENT_KIND.items():
         if found.tags.get(key) != value:
             client.set_experiment_tag(found.experiment_id, key, value)

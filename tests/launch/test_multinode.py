@@ -28,7 +28,7 @@ from scale_lth.results import Layout, RunKey
 from scale_lth.storage import load_torch
 from tests.conftest import CONFIGS
 from tests.processes import SCALE_LTH
-from tests.services.nodes import Node, Nodes, unavailable
+from tests.services.nodes import Node, Nodes, require_namespaces
 from tests.services.ray_nodes import RayCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
@@ -127,9 +127,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, digits_dir, ray_head):
     """``ray_head``: another Ray on this machine, on loopback, as in the issue."""
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
+    require_namespaces()
     made = Cluster(tmp_path_factory.mktemp("multinode"), digits_dir)
     try:
         yield made

@@ -85,10 +85,10 @@ from scale_lth.config import load
 from scale_lth.driver import report
 from scale_lth.results import Layout
 from scale_lth.tracking.experiment import prepare_tracking
-config = prepare_tracking(load(sys.argv[1], sys.argv[3:]))
 Path(f"{sys.argv[2]}.{os.getpid()}").touch()  # ready
 while not Path(sys.argv[2]).exists():  # both go at once
     time.sleep(0.005)
+config = prepare_tracking(load(sys.argv[1], sys.argv[3:]))
 report(config, Layout(config.experiment_dir).finished())
 """
 
@@ -96,9 +96,9 @@ report(config, Layout(config.experiment_dir).finished())
 def test_two_report_writers_ending_together_make_one_summary_and_one_curve_run_each(
     experiment, mlflow_server, tmp_path
 ):
-    """The end of two invocations of one experiment: each logs the report to the same
-    tracking server at the same moment; MLflow holds one summary run and one curve run per
-    method."""
+    """The end of two invocations of one experiment (or two tasks of a sweep): each makes the
+    MLflow experiment and logs the report to the same tracking server at the same moment;
+    both succeed, and MLflow holds one summary run and one curve run per method."""
     _, reference, _, _ = experiment
     experiment_name = f"reports-{tmp_path.name}"
     overrides = [
@@ -123,7 +123,10 @@ def test_two_report_writers_ending_together_make_one_summary_and_one_curve_run_e
     ]
     deadline = time.monotonic() + 300
     while len(list(tmp_path.glob("go.*"))) < 2:  # both have imported torch and MLflow
-        assert time.monotonic() < deadline and all(w.poll() is None for w in writers)
+        ended = [w for w in writers if w.poll() is not None]
+        assert not ended, ended[0].communicate()[1][-3000:]  # a writer died before going
+        if time.monotonic() > deadline:
+            raise TimeoutError("the report writers never got ready")  # a hang guard
         time.sleep(0.05)
     go.touch()
     for writer in writers:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 import psutil
+import pytest
 
 from scale_lth.orchestration.ray_cluster import stop_processes
 
@@ -42,14 +43,15 @@ SHARED_HOSTNAME = "twin"
 _OURS = re.compile(rf"^{PREFIX}(\d+)-")
 
 
-def unavailable() -> str | None:
-    """Why namespaced nodes cannot be made here (the only reason their tests skip), or None."""
+def require_namespaces() -> None:
+    """Fail, naming the fix, where namespaced nodes cannot be made: their tests run in CI
+    always, never skipped (`make install` installs iproute2; the tests run as root, as the
+    SLURM ones do)."""
     if os.geteuid() != 0:
-        return "network namespaces need root (`ip netns add`), and this test runs as a user"
+        pytest.fail("namespaced nodes need root (`ip netns add`): run the tests as root")
     missing = [tool for tool in ("ip", "unshare") if shutil.which(tool) is None]
     if missing:
-        return f"namespaced nodes need {' and '.join(missing)} (iproute2, util-linux)"
-    return None
+        pytest.fail(f"namespaced nodes need {' and '.join(missing)}: run `make install`")
 
 
 def _ip(*arguments: str, check: bool = True) -> subprocess.CompletedProcess:

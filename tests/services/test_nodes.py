@@ -9,7 +9,7 @@ import sys
 import psutil
 import pytest
 
-from tests.services.nodes import Nodes, unavailable
+from tests.services.nodes import Nodes, require_namespaces
 
 pytestmark = [pytest.mark.integration]
 
@@ -31,9 +31,7 @@ with socket.create_server(("0.0.0.0", 5000)) as server:
 
 @pytest.fixture(autouse=True)
 def namespaces_possible():
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
+    require_namespaces()
 
 
 def view_from(node, peer) -> list[str]:
