@@ -65,9 +65,14 @@ class DataInfo:
         return Path(folder) / f"{split}.beton"
 
 
-# FFCV fields whose metadata holds where their bytes lie in the file, not what they are
-POINTER_FIELDS = {"NDArrayField": None, "BytesField": "ptr", "JSONField": "ptr"}
-POINTER_FIELDS["RGBImageField"] = "data_ptr"
+# FFCV fields whose metadata holds where their bytes lie in the file: the metadata's field
+# naming that offset (None: the metadata is the offset alone)
+POINTER_FIELDS = {
+    "NDArrayField": None,
+    "RGBImageField": "data_ptr",
+    "BytesField": "ptr",
+    "JSONField": "ptr",
+}
 
 
 def content_digest(path: Path) -> str:
@@ -86,7 +91,7 @@ def content_digest(path: Path) -> str:
         kind = type(handler).__name__
         if kind in POINTER_FIELDS:
             pointer = POINTER_FIELDS[kind]
-            if pointer is None:  # the metadata is the offset alone
+            if pointer is None:
                 continue
             kept = [name for name in column.dtype.names if name != pointer]
             column = repack_fields(column[kept])

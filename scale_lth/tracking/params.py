@@ -40,17 +40,23 @@ def run_params(config: Config) -> list[Param]:
     return [Param(key, param_value(value)) for key, value in experiment_params(config).items()]
 
 
-def setting_tags(config: Config) -> dict[str, str]:
-    """The settings that make this experiment differ from the defaults, as tags
-    (``config.pruning.fraction``: the value), to tell curve runs of several experiments apart."""
-    tags: dict[str, str] = {}
+def changed_settings(config: Config) -> dict[str, str]:
+    """The settings that make this experiment differ from the defaults (``pruning.fraction``:
+    the value), as MLflow takes them."""
+    changed: dict[str, str] = {}
 
     def add(values: dict, prefix: str) -> None:
         for name, value in values.items():
             if isinstance(value, dict):
                 add(value, f"{prefix}{name}.")
             else:
-                tags[f"config.{prefix}{name}"] = param_value(without_credentials(value))
+                changed[f"{prefix}{name}"] = param_value(without_credentials(value))
 
     add(non_default_values(config), "")
-    return tags
+    return changed
+
+
+def setting_tags(config: Config) -> dict[str, str]:
+    """``changed_settings`` as tags (``config.pruning.fraction``), to tell curve runs of several
+    experiments apart."""
+    return {f"config.{name}": value for name, value in changed_settings(config).items()}

@@ -14,7 +14,7 @@ from scale_lth.console import say
 from scale_lth.results import Layout
 from scale_lth.tracking.experiment import existing_experiment, training_experiment
 from scale_lth.tracking.names import curve_name, summary_name
-from scale_lth.tracking.params import param_value, setting_tags
+from scale_lth.tracking.params import changed_settings, param_value, setting_tags
 from scale_lth.tracking.runs import find_run, found_or_made, log_metrics, tagged_runs
 from scale_lth.tracking.ui import runs_page, ui_base
 from scale_lth.tracking.uri import without_credentials
@@ -103,8 +103,8 @@ def _description(config: Config) -> str:
     it and where its results and report are."""
     words = ["scale-lth", *sys.argv[1:]]  # a URL with credentials is given without them
     command = " ".join(shlex.quote(str(without_credentials(word))) for word in words)
-    settings = setting_tags(config)
-    changed = "\n".join(f"- `{key[len('config.') :]}`: {value}" for key, value in settings.items())
+    settings = changed_settings(config)
+    changed = "\n".join(f"- `{name}`: {value}" for name, value in settings.items())
     return (
         f"**{config.name}** (experiment hash `{config.hash}`)\n\n"
         f"Made by `{command}`\n\n"
