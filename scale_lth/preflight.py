@@ -35,7 +35,7 @@ from scale_lth.orchestration.ray_train import worker_groups
 from scale_lth.pruning import Mask
 from scale_lth.results import InstabilityRun, Layout, RunKey
 from scale_lth.storage import atomic_write, load_json, load_torch
-from scale_lth.tracking.uri import auth_headers, local_store
+from scale_lth.tracking.uri import auth_headers, is_refused_file_store, local_store
 from scale_lth.training.state import Checkpoints
 
 CONNECT_SECONDS = 5.0
@@ -282,7 +282,15 @@ def check_levels(config: Config, model: nn.Module) -> None:
 
 def check_tracking(config: Config, uri: str, fallback: bool = True) -> Config:
     """An MLflow server URI answers its health check; if not, the config's fallback store is
-    used (returned in the config) where ``fallback`` allows one, or the run is refused."""
+    used (returned in the config) where ``fallback`` allows one, or the run is refused. A
+    folder of runs (MLflow's file store) is refused: MLflow 3 no longer opens one."""
+    if config.tracking.enabled and is_refused_file_store(uri):
+        raise UserError(
+            f"tracking.uri (or MLFLOW_TRACKING_URI) {uri} is a folder of runs (MLflow's file "
+            "store), which MLflow 3 no longer opens: use a SQLite file (e.g. "
+            "sqlite:///mlflow.db) or an MLflow server (`mlflow migrate-filestore` moves the "
+            "runs already there)"
+        )
     if not config.tracking.enabled or not uri.startswith(("http://", "https://")):
         return config
     health = urllib.request.Request(f"{uri.rstrip('/')}/health", headers=auth_headers())

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 from scale_lth.errors import UserError
 
 
@@ -61,6 +59,9 @@ def load_torch(path: Path, mmap: bool = False, allow: Sequence[Any] = ()) -> Any
     the file can run code; ``allow`` names the few more types some files hold). With ``mmap``
     the archive's index and records are read and checked while tensor bytes stay on disk (a
     cheap check of a large file)."""
+    import torch  # here, not above: processes that never touch a tensor (the run queue's Ray
+    # actor, `scale-lth status`) start without it, about a second sooner
+
     try:
         with torch.serialization.safe_globals(list(allow)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -77,6 +78,8 @@ def load_torch(path: Path, mmap: bool = False, allow: Sequence[Any] = ()) -> Any
 def names_code(path: Path) -> bool:
     """Whether a torch archive names callables beyond tensors and plain values (what a pickle
     that runs code on loading must name); garbage, or a file of another format, does not."""
+    import torch
+
     if not zipfile.is_zipfile(path):
         return False
     try:
@@ -116,6 +119,8 @@ def atomic_write(path: Path, data: str | bytes, private: bool = False) -> None:
 
 def atomic_torch_save(obj: object, path: Path) -> None:
     """``torch.save`` as ``atomic_write`` writes."""
+    import torch
+
     _atomic_write(path, lambda file: torch.save(obj, file))
 
 

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from scale_lth.data import sources
+from scale_lth.data.beton import read_beton
 from scale_lth.data.errors import DataError
 from scale_lth.data.info import INFO_FILE, DataInfo, info_path
 from scale_lth.data.writing import describe, write_splits
@@ -67,36 +68,34 @@ def with_digests(folder: Path, info: DataInfo) -> DataInfo:
 
 def check_beton(path: Path, samples: int, classes: int, dataset: str) -> None:
     """The file's header, fields, labels and allocation table are whole and as ``info.json``
-    says, without reading its images."""
-    from ffcv.reader import Reader
-
+    says, without reading its images (nor importing FFCV: scale_lth.data.beton)."""
     hint = WRITE_HINTS[dataset]
     fix = f"write the data again with `scale-lth data write {hint} --out {path.parent} --overwrite`"
     if not path.is_file():
         raise DataError(f"{path}: missing, though {INFO_FILE} lists it; {fix}")
     try:
-        reader = Reader(str(path))
-        table = reader.alloc_table
+        beton = read_beton(path)
+        table = beton.alloc_table
         complete = (
-            len(reader.metadata) == reader.num_samples
+            len(beton.metadata) == beton.num_samples
             and len(table) > 0
             and int((table["ptr"] + table["size"]).max()) <= path.stat().st_size
         )
-    except Exception as error:  # FFCV raises whatever numpy meets in a damaged file
+    except Exception as error:  # whatever numpy meets in a damaged file
         raise DataError(f"{path}: not a readable .beton ({type(error).__name__}); {fix}") from None
     if not complete:
         raise DataError(f"{path}: truncated .beton (its data ends early); {fix}")
-    missing = {"image", "label"} - set(reader.field_names)
+    missing = {"image", "label"} - set(beton.field_names)
     if missing:
         raise DataError(
-            f"{path}: has fields {', '.join(reader.field_names)}, lacks "
+            f"{path}: has fields {', '.join(beton.field_names)}, lacks "
             f"{', '.join(sorted(missing))}; {fix}"
         )
-    if reader.num_samples != samples:
+    if beton.num_samples != samples:
         raise DataError(
-            f"{path}: holds {reader.num_samples} examples, {INFO_FILE} says {samples}; {fix}"
+            f"{path}: holds {beton.num_samples} examples, {INFO_FILE} says {samples}; {fix}"
         )
-    labels = reader.metadata[f"f{reader.field_names.index('label')}"]
+    labels = beton.metadata[f"f{beton.field_names.index('label')}"]
     if labels.min() < 0 or labels.max() >= classes:
         raise DataError(
             f"{path}: holds labels {labels.min()} to {labels.max()}, {INFO_FILE} says {classes} "

@@ -24,6 +24,13 @@ def tracking_uri(config: Config) -> str:
     return uri or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
+def is_refused_file_store(uri: str) -> bool:
+    """A folder of runs (``file:`` or a plain path, such as ./mlruns): MLflow's file store,
+    which MLflow 3 no longer opens unless MLFLOW_ALLOW_FILE_STORE says so."""
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1")
+    return urllib.parse.urlsplit(uri).scheme in ("", "file") and not allowed
+
+
 def local_store(uri: str) -> Path | None:
     """The SQLite file behind a ``sqlite:///`` URI, else None."""
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None

@@ -26,7 +26,9 @@ SMOKE = str(CONFIGS / "smoke.yaml")
 
 def overrides(folder, slurm_cluster, mlflow_server, *more):
     """Where a task writes, which services it uses, and a run long enough to interrupt (one
-    level: the dense network, then level 1's ticket and baselines)."""
+    level: the dense network, then level 1's ticket and baselines). A task takes one CPU and
+    trains on one worker, so that two tasks (the sweep's array, the graph's ticket and
+    baseline after level 0) run side by side on the cluster's node, as on a user's."""
     return [
         f"output_root={folder / 'results'}",
         f"data_root={folder / 'data'}",
@@ -36,7 +38,8 @@ def overrides(folder, slurm_cluster, mlflow_server, *more):
         "pruning.levels=1",
         f"launcher.log_dir={folder / 'logs'}",
         f"launcher.partition={slurm_cluster.partition}",
-        f"launcher.cpus_per_task={slurm_cluster.cpus}",
+        "launcher.cpus_per_task=1",
+        "scaling.num_workers=1",
         "launcher.timeout_min=30",
         *more,
     ]
@@ -101,7 +104,8 @@ def test_a_sweep_array_finishes_every_task_and_logs_to_the_mlflow_server(sweep, 
 def test_a_one_node_job_starts_ray_inside_and_trains_with_two_workers(
     slurm_cluster, mlflow_server, tmp_path
 ):
-    more = ["scaling.num_workers=2", "scaling.parallelism=ddp", "tracking.enabled=false"]
+    more = [f"launcher.cpus_per_task={slurm_cluster.cpus}", "scaling.num_workers=2",
+            "scaling.parallelism=ddp", "tracking.enabled=false"]  # fmt: skip
     arguments = overrides(tmp_path, slurm_cluster, mlflow_server, *more)
     job = executor(load(SMOKE, arguments), "slurm").submit(
         ExperimentTask(["train", SMOKE], arguments, ["--quiet"])

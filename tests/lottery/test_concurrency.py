@@ -2,7 +2,8 @@
 started together on one experiment, and `scale-lth sync` delivering over and over while they
 train, end with every run trained once (by whichever invocation held its lock) and bitwise
 equal to a lone invocation's, and MLflow holding each run once with every step once. Two worker
-groups, one meeting an error that would recur, end in one line, never a hang."""
+groups, one meeting an error that would recur, end in one line without retries, never a
+hang."""
 
 import re
 import shutil
@@ -58,24 +59,35 @@ def test_two_invocations_and_a_looping_sync_train_and_track_each_run_once(experi
 def test_two_groups_end_in_one_line_when_one_meets_an_error_that_would_recur(tmp_path):
     """Level 0's rewind weights are damaged while it trains; the group that takes level 1's
     ticket cannot load them and records the error; the other group, waiting for level 1, leaves
-    as soon as the queue stops, and the command ends with the error in one line."""
-    overrides = [*OVERRIDES, "scaling.num_workers=1", "scaling.concurrent_runs=2"]
+    as soon as the queue stops, and the command ends with the error in one line and exit code 1,
+    after one restart of the failing group that finds the error recorded (``max_failures=2``
+    would make three)."""
+    overrides = [
+        *OVERRIDES, "scaling.num_workers=1", "scaling.concurrent_runs=2", "scaling.max_failures=2"
+    ]  # fmt: skip
     layout = Layout(tmp_path / load(SMOKE, overrides).experiment_dir)
+    rewind = layout.rewind_path(0)
     process = start(tmp_path, "lottery", SMOKE, *overrides, "--quiet")
     try:
         deadline = time.monotonic() + 300
-        while not layout.rewind_path(0).is_file():
+        while not rewind.is_file():
             if process.poll() is not None or time.monotonic() > deadline:  # a hang guard
                 raise TimeoutError("no rewind weights while the lottery ran")
             time.sleep(0.02)
-        layout.rewind_path(0).write_bytes(b"not a checkpoint")
+        rewind.write_bytes(b"not a checkpoint")
         stdout, stderr = process.communicate(timeout=600)  # a hang guard, not a speed check
     finally:
         stop_session(process)
     assert process.returncode == 1, stderr[-3000:]
     last = stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"scale-lth: error: a worker \(rank 0\) failed: DamagedFile: .+", last)
+    assert last.endswith(
+        f"{rewind} is damaged (truncated or corrupt): delete it and run again (the run it "
+        "belongs to is redone from its last good state)"
+    )
     assert "Starting 2 x 1 Ray Train workers" in stdout
+    assert (stdout + stderr).count("Started training worker group") == 2 + 1  # one restart
+    assert layout.is_done(RunKey(0, 0)) and not layout.is_done(RunKey(0, 1))
 
 
 REPORT_WRITER = """

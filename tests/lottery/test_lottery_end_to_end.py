@@ -5,7 +5,6 @@ import json
 import math
 import re
 import shutil
-import time
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from scale_lth.config import load
 from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
 from tests.lottery.conftest import BRANCHES, OVERRIDES, SMOKE
-from tests.processes import scale_lth, start, stop_session
+from tests.processes import scale_lth
 
 pytestmark = [pytest.mark.integration]
 
@@ -300,32 +299,3 @@ def test_raising_the_levels_trains_only_the_new_runs_in_the_same_folder(experime
     rates = per_layer_rates(Mask.load(root / RunKey(0, 3).run_id / "mask.pt"))
     expected = {name: kept - math.ceil(rates[name] * kept) for name, kept in previous.items()}
     assert Mask.load(root / RunKey(0, 3).run_id / "mask.pt").layer_kept() == expected
-
-
-def test_a_worker_error_that_would_recur_ends_the_command_without_retries(experiment, tmp_path):
-    """The rewind weights are damaged while level 0 still trains: level 1's workers cannot
-    load them. The command ends with that error in one line and exit code 1, after one
-    worker-group restart that finds the error recorded (max_failures=2 would make three)."""
-    _, uninterrupted, _, _ = experiment
-    layout = Layout(tmp_path / uninterrupted.root.relative_to(uninterrupted.root.parents[1]))
-    process = start(tmp_path, "lottery", SMOKE, *OVERRIDES, "scaling.max_failures=2", "--quiet")
-    rewind = layout.rewind_path(0)
-    try:
-        deadline = time.monotonic() + 300
-        while not rewind.is_file():
-            if process.poll() is not None or time.monotonic() > deadline:  # a hang guard
-                raise TimeoutError(f"no {rewind} while the lottery ran")
-            time.sleep(0.02)
-        rewind.write_bytes(b"not a checkpoint")
-        stdout, stderr = process.communicate(timeout=600)  # a hang guard, not a speed check
-    finally:
-        stop_session(process)
-    assert process.returncode == 1, stderr[-3000:]
-    last = stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"scale-lth: error: a worker \(rank [01]\) failed: DamagedFile: .+", last)
-    assert last.endswith(
-        f"{rewind} is damaged (truncated or corrupt): delete it and run again (the run it "
-        "belongs to is redone from its last good state)"
-    )
-    assert (stdout + stderr).count("Started training worker group") == 2
-    assert layout.is_done(RunKey(0, 0)) and not layout.is_done(RunKey(0, 1))

@@ -1,8 +1,10 @@
 """A real `mlflow server` on a free loopback port, for integration tests.
 
 It runs with a SQLite backend store and proxied artifacts under one folder, in a session of
-its own (it starts uvicorn workers and job consumers); stopping signals every process of that
-session by PID, then waits until they are gone.
+its own (it starts uvicorn workers and job consumers); stopping kills every process of that
+session by PID, then waits until they are gone. A kill, not SIGTERM: uvicorn's graceful stop
+waits for its clients' keep-alive connections to close, seconds a test would spend waiting,
+and a SQLite store is whole after a kill (an outage test starts the server again on it).
 """
 
 import subprocess
@@ -72,15 +74,10 @@ class MlflowServer:
         members = session_members(self.process.pid)
         for member in members:
             try:
-                member.terminate()
-            except psutil.Error:
-                pass
-        _, alive = psutil.wait_procs(members, timeout=10)
-        for member in alive:
-            try:
                 member.kill()
             except psutil.Error:
                 pass
+        psutil.wait_procs(members, timeout=10)
         self.process.wait()
         self.process = None
 
