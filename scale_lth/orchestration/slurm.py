@@ -39,6 +39,9 @@ from scale_lth.orchestration.ray_cluster import (
 from scale_lth.storage import atomic_write, atomic_write_json
 
 JOIN_SECONDS = 300
+# A follower whose head has not answered for this long leaves: its job's first node has ended
+# (killed, or lost with its machine), and nothing will tell it so otherwise.
+HEAD_LOST_SECONDS = 60
 REQUEUE = {"requeue": True}  # a preempted or requeued job comes back and resumes
 
 
@@ -99,7 +102,10 @@ class ExperimentTask(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         environment = submitit.JobEnvironment()
-        files = AllocationFiles(Path(str(environment.paths.folder)), str(environment.job_id))
+        attempt = int(os.environ.get("SLURM_RESTART_COUNT", "0"))  # set once requeued
+        files = AllocationFiles(
+            Path(str(environment.paths.folder)), str(environment.job_id), attempt
+        )
         cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", len(os.sched_getaffinity(0))))
         gpus = _gpus_on_this_node()
         nodes = len(environment.hostnames)
@@ -148,7 +154,7 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         files.remember(node, worker)
         stop_on_sigterm(worker)
         try:
-            files.wait_until_finished()
+            files.wait_until_finished(head)
         finally:
             worker.stop()
 
@@ -161,65 +167,106 @@ class ExperimentTask(submitit.helpers.Checkpointable):
 
 @dataclass(frozen=True)
 class AllocationFiles:
-    """Small files in the job's log folder (shared by its nodes) that coordinate them."""
+    """Small files in the job's log folder (shared by its nodes) that coordinate them. A
+    requeued job keeps its id, so the files of one attempt (the head's address and token, the
+    end of its driver) carry the attempt's number: a node of a later attempt never reads those
+    of a dead one. The Ray processes each node started are kept per job, for the next attempt
+    to stop."""
 
     folder: Path
     job_id: str
+    attempt: int = 0  # SLURM's restart count
 
     def _path(self, name: str) -> Path:
         return self.folder / f"{self.job_id}_{name}"
 
+    def _attempt_path(self, name: str) -> Path:
+        return self._path(f"{self.attempt}_{name}")
+
     @property
     def token(self) -> Path:
         """The Ray cluster's auth token."""
-        return self._path("ray_token")
+        return self._attempt_path("ray_token")
 
     def announce(self, address: str) -> None:
-        atomic_write(self._path("ray_head"), address)
+        atomic_write(self._attempt_path("ray_head"), address)
 
     def head_address(self) -> str:
-        path = self._path("ray_head")
+        path = self._attempt_path("ray_head")
         deadline = time.monotonic() + JOIN_SECONDS
         while not path.is_file():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no Ray head announced in {path}")
+                raise TimeoutError(f"no Ray head announced in {path} within {JOIN_SECONDS} s")
             time.sleep(1)
         return path.read_text().strip()
 
     def finish(self) -> None:
-        self._path("ray_done").touch()
+        self._attempt_path("ray_done").touch()
 
-    def wait_until_finished(self) -> None:
-        while not self._path("ray_done").is_file():
+    def wait_until_finished(self, head: str, lost_after: float = HEAD_LOST_SECONDS) -> None:
+        """Until the driver on the first node is done; or, if the head at ``head`` stops
+        answering for ``lost_after`` seconds, end with that in one line."""
+        answered = time.monotonic()
+        while not self._attempt_path("ray_done").is_file():
+            if _answers(head):
+                answered = time.monotonic()
+            elif time.monotonic() - answered > lost_after:
+                raise RuntimeError(
+                    f"the Ray head at {head} has not answered for {lost_after:g} s: the job's "
+                    "first node has ended, so this node stops too"
+                )
             time.sleep(2)
 
     def remember(self, node: int, ray: RayNode) -> None:
-        """The PIDs and marker of this node's Ray, for a later attempt to clean up after."""
-        record = {"marker": ray.marker, "pids": sorted(ray.pids)}
+        """This node's Ray, for a later attempt to clean up after: the host, each process's PID
+        and start time, and the marker its command lines hold."""
+        started = {pid: _start_time(pid) for pid in sorted(ray.pids)}
+        record = {
+            "host": socket.gethostname(),
+            "marker": ray.marker,
+            "processes": [[pid, time] for pid, time in started.items() if time is not None],
+        }
         atomic_write_json(self._path(f"ray_pids_{node}.json"), record)
 
     def stop_leftovers(self, node: int) -> None:
-        """Stop Ray processes an earlier, killed attempt of this job left on this node, and
-        clear the coordination files of that attempt."""
+        """Stop the Ray processes an earlier, killed attempt of this job left on this node, and
+        clear the coordination files of that attempt. Only processes that attempt started
+        here: the same host, and each PID with its recorded start time (a PID the system has
+        given to another process since, another job's ``raylet`` say, is left alone), or a
+        command line naming the attempt's own Ray folder. An attempt that ran on another host
+        left nothing this node can stop."""
         path = self._path(f"ray_pids_{node}.json")
         if path.is_file():
             record = json.loads(path.read_text())
-            marker = record["marker"]
-            stale = RayNode(Path(marker), "", marker, self.token, pids=set(record["pids"]))
-            stale.pids = {pid for pid in stale.pids if _names(pid, record["marker"])}
-            stale.stop(grace_seconds=3)
+            if record.get("host") == socket.gethostname():
+                same = {
+                    pid for pid, time in record.get("processes", []) if _start_time(pid) == time
+                }
+                marker = record["marker"]
+                RayNode(Path(marker), "", marker, self.token, pids=same).stop(grace_seconds=3)
             path.unlink()
         if node == 0:
-            for name in ("ray_head", "ray_done", "ray_token"):
-                self._path(name).unlink(missing_ok=True)
+            for earlier in range(self.attempt):
+                for name in ("ray_head", "ray_done", "ray_token"):
+                    self._path(f"{earlier}_{name}").unlink(missing_ok=True)
 
 
-def _names(pid: int, marker: str) -> bool:
-    """Whether PID ``pid`` is still a process of that Ray (not a reused PID)."""
+def _start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch, as the system records it), or
+    None if there is none: with the PID, it names one process for good."""
     try:
-        process = psutil.Process(pid)
-        return marker in " ".join(process.cmdline()) or process.name().startswith("ray")
+        return psutil.Process(pid).create_time()
     except psutil.Error:
+        return None
+
+
+def _answers(address: str) -> bool:
+    """Whether something accepts a TCP connection at ``address`` (host:port)."""
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            return True
+    except OSError:
         return False
 
 

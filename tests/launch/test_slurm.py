@@ -152,7 +152,7 @@ def test_a_cancelled_task_shows_cancelled_and_leaves_no_ray_behind(
         ExperimentTask(["lottery", SMOKE], arguments, ["--quiet"])
     )
     wait_for(lambda: ray_pids(job), 300, "the task's Ray head")
-    pids = ray_pids(job)["pids"]
+    pids = [pid for pid, _ in ray_pids(job)["processes"]]
     assert alive(pids)
     job.cancel()
     wait_for(lambda: state(job).startswith("CANCELLED"), 60, "state CANCELLED")
