@@ -81,22 +81,22 @@ def content_digest(path: Path) -> str:
     the samples out in whatever order they finish, so two writings of the same data differ in
     their bytes but not in this digest."""
     import numpy as np
-    from ffcv.reader import Reader
     from numpy.lib.recfunctions import repack_fields
 
-    reader = Reader(str(path))
+    from scale_lth.data.beton import read_beton
+
+    beton = read_beton(path)
     digest = hashlib.sha256()
-    for index, handler in enumerate(reader.handlers.values()):
-        column = reader.metadata[f"f{index}"]
-        kind = type(handler).__name__
+    for index, kind in enumerate(beton.field_kinds):
+        column = beton.metadata[f"f{index}"]
         if kind in POINTER_FIELDS:
             pointer = POINTER_FIELDS[kind]
             if pointer is None:
                 continue
-            kept = [name for name in column.dtype.names if name != pointer]
+            kept = [name for name in column.dtype.names or () if name != pointer]
             column = repack_fields(column[kept])
         digest.update(np.ascontiguousarray(column).tobytes())
-    table = np.sort(reader.alloc_table, order=["sample_id", "ptr"])
+    table = np.sort(beton.alloc_table, order=["sample_id", "ptr"])
     data = np.memmap(path, dtype=np.uint8, mode="r")
     for ptr, size in zip(table["ptr"].tolist(), table["size"].tolist(), strict=True):
         digest.update(data[ptr : ptr + size].tobytes())

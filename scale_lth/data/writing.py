@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scale_lth.data.beton import read_beton
 from scale_lth.data.errors import DataError
 from scale_lth.data.info import DataInfo, content_digest, info_path
 from scale_lth.data.sources import Split
@@ -60,11 +61,9 @@ def channel_statistics(split: Split) -> tuple[list[float], list[float]]:
 
 def stored_shape(betons: list[Path]) -> list[int] | None:
     """``[3, H, W]`` when every stored colour image has that size, else None."""
-    from ffcv.reader import Reader
-
     sizes = set()
     for path in betons:
-        image = Reader(str(path)).metadata["f0"]
+        image = read_beton(path).metadata["f0"]
         sizes |= set(zip(image["height"].tolist(), image["width"].tolist(), strict=True))
     if len(sizes) != 1:
         return None
