@@ -6,20 +6,13 @@ import numpy as np
 import pytest
 
 from scale_lth.data.beton import read_beton
-from scale_lth.data.sources import in_memory
-from scale_lth.data.writing import GrayAsArray, ImageOptions, image_field, write_beton
+from tests.data.test_digest import write_split
 
 
 def written(path, shape, write_mode):
-    from ffcv.fields import IntField
-
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (50, *shape), dtype=np.uint8)
-    labels = rng.integers(0, 10, 50)
-    fields = {"image": image_field(images[0], ImageOptions(write_mode=write_mode)),
-              "label": IntField()}  # fmt: skip
-    split = in_memory(images, labels, 10)
-    write_beton(GrayAsArray(split) if len(shape) == 2 else split, fields, path, workers=1)
+    write_split(path, images, rng.integers(0, 10, 50), workers=1, write_mode=write_mode)
     return path
 
 

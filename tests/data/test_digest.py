@@ -11,13 +11,19 @@ from scale_lth.data.sources import in_memory
 from scale_lth.data.writing import GrayAsArray, ImageOptions, image_field, write_beton
 
 
-def write(path, images, labels, workers):
+def write_split(path, images, labels, workers, write_mode="raw"):
+    """``images`` (gray or colour) and their labels as the .beton ``path``, as `data write`
+    stores them."""
     from ffcv.fields import IntField
 
-    options = ImageOptions(write_mode="raw")
+    options = ImageOptions(write_mode=write_mode)
     fields = {"image": image_field(images[0], options), "label": IntField()}
     split = in_memory(images, labels, 10)
     write_beton(GrayAsArray(split) if images.ndim == 3 else split, fields, path, workers)
+
+
+def write(path, images, labels, workers):
+    write_split(path, images, labels, workers)
     return content_digest(path)
 
 
