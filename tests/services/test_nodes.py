@@ -5,6 +5,7 @@ Ctrl-C."""
 
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -74,7 +75,11 @@ def test_nothing_is_left_after_a_failure_or_ctrl_c(ending):
                 subprocess.Popen(node.command(["sleep", "600"]), env=node.environment())
                 for node in nodes
             ]
-            assert all(node.pids() for node in nodes)
+            deadline = time.monotonic() + 30  # `ip netns exec` enters the node after Popen returns
+            while not all(node.pids() for node in nodes):
+                if time.monotonic() > deadline:  # a hang guard
+                    raise TimeoutError("the processes never showed in their nodes")
+                time.sleep(0.05)
             raise ending()
     assert nodes.leftovers() == []
     for process in started:
