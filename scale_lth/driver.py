@@ -20,6 +20,7 @@ from scale_lth.lottery.job import Job
 from scale_lth.lottery.network import build_network, check_model
 from scale_lth.lottery.steps import Steps
 from scale_lth.orchestration import ray_train
+from scale_lth.orchestration.shared_storage import check_shared_storage
 from scale_lth.progress import BarFactory, ConsoleProgress
 from scale_lth.report import write_report
 from scale_lth.results import Layout, Observer, RunKey
@@ -83,6 +84,8 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
         print(f"Nothing to do: all {len(job.keys())} runs are finished in {layout.root}")
     else:
         print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train")
+        ray_train.connect(config)
+        check_shared_storage(config)  # before anything is written for the runs
         write_config(config, checked.info)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
         ray_train.fit(config, graph, checked.steps, partial(chief_observers, config), bars)

@@ -368,6 +368,7 @@ CASES = {
     "ray-unreachable": lambda case: case.lottery(f"scaling.address=127.0.0.1:{free_port()}"),
     "ray-token-missing": prepare_ray_token_missing,
     "mlflow-unreachable": lambda case: case.lottery(f"tracking.uri=http://127.0.0.1:{free_port()}"),
+    "relative-stage": lambda case: case.lottery("data.stage=staged/data"),
     "mlflow-file-store": lambda case: case.lottery(f"tracking.uri=file://{case.folder / 'mlruns'}"),
     "too-many-workers": lambda case: case.lottery("scaling.num_workers=64"),
     "too-many-gpus": lambda case: case.lottery("scaling.use_gpu=true"),

@@ -25,6 +25,14 @@ def at_least(low: int) -> Rule:
     return (lambda value: value >= low, lambda: f">= {low}")
 
 
+def absolute_folder() -> Rule:
+    """Empty, or a path from the root (it may start with an environment variable)."""
+    return (
+        lambda value: value == "" or value.startswith(("/", "$")),
+        lambda: "an absolute path (e.g. $SLURM_TMPDIR/data) or empty",
+    )
+
+
 def interval(low: float, high: float, closed_low: bool = False, closed_high: bool = False) -> Rule:
     """Values from ``low`` to ``high``, each end in or out, written as in mathematics."""
 
@@ -77,6 +85,13 @@ class DataConfig:
         2, "FFCV decoding threads per training worker", hashed=False, valid=at_least(1)
     )
     os_cache: bool = option(True, "map the .beton into the shared page cache", hashed=False)
+    stage: str = option(
+        "",
+        "node-local folder (e.g. $SLURM_TMPDIR/data) each node copies the .beton files into "
+        "once and reads from; empty: read data.path",
+        hashed=False,
+        valid=absolute_folder(),
+    )
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,10 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.config.experiment_dir)
-        info = DataInfo.load(self.config.data_dir)
+        folder = self.session.data_folder(self.config.data_dir)
+        info = DataInfo.load(folder)
         self.store = StartStore(self.config, info, self.session)
-        self.data = WorkerData(self.config, info, self.session)
+        self.data = WorkerData(self.config, folder, info, self.session)
 
     def run_data(self, key: RunKey) -> RunData:
         """What ``key`` trains on: its replicate's data order (shared by the replicate's runs),

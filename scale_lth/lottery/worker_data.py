@@ -5,6 +5,8 @@ training batches of each data order."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from scale_lth.config import Config
 from scale_lth.data import DataInfo, LoaderOptions, eval_batches, train_batches
 from scale_lth.lottery.starts import Minibatches
@@ -14,8 +16,9 @@ from scale_lth.training.session import Session
 
 
 class WorkerData:
-    def __init__(self, config: Config, info: DataInfo, session: Session) -> None:
+    def __init__(self, config: Config, folder: Path, info: DataInfo, session: Session) -> None:
         self.config = config
+        self.folder = folder  # data.path, or its copy on this node
         self.info = info
         self.session = session
         self._train: dict[int, TrainBatches] = {}
@@ -53,7 +56,7 @@ class WorkerData:
 
     def _in_order(self, split: str) -> EvalBatches:
         return eval_batches(
-            self.config.data_dir,
+            self.folder,
             split,
             self.per_worker_batch(),
             rank=self.session.rank,
@@ -68,7 +71,7 @@ class WorkerData:
         train = self._train.get(seed)
         if train is None:
             train = train_batches(
-                self.config.data_dir,
+                self.folder,
                 self.per_worker_batch(),
                 seed=seed,
                 distributed=self.session.world_size > 1,

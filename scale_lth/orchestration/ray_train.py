@@ -30,6 +30,7 @@ import torch.distributed as dist
 
 from scale_lth.config import Config
 from scale_lth.console import say
+from scale_lth.data.staging import stage
 from scale_lth.errors import UserError, WorkerError, one_line
 from scale_lth.lottery.graph import RunGraph
 from scale_lth.lottery.runner import Runner
@@ -63,16 +64,17 @@ PLAIN_WORKER_LINES = {
 }
 
 
-def ray_session() -> Session:
+def ray_session(data: Path) -> Session:
     """This Ray Train worker's rank, world size and device (inside ``TorchTrainer``), and the
-    host and Ray node address of every rank of its group."""
+    host, Ray node address and data folder (``data`` for this one) of every rank of its
+    group."""
     import ray.train
     import ray.train.torch
     import ray.util
 
     context = ray.train.get_context()
     rank, size = context.get_world_rank(), context.get_world_size()
-    here = Place.here(ray.util.get_node_ip_address())
+    here = Place.here(ray.util.get_node_ip_address(), str(data))
     places = [here] * size
     if size > 1:
         dist.all_gather_object(places, here)
@@ -98,7 +100,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if failure.recorded():
         return  # an earlier attempt met an error that would only happen again
     quiet_ray_train_logs()
-    session = ray_session()
+    session = ray_session(stage(config.data_dir, config.data.stage))
     slot = loop_config["group"]
     if config.scaling.parallelism == "runs":
         slot = f"{slot}/{session.rank}"

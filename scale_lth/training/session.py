@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -17,15 +18,17 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class Place:
-    """Where one rank runs: its machine's hostname and its node's cluster address (empty for a
-    process outside a cluster)."""
+    """Where one rank runs: its machine's hostname, its node's cluster address (empty for a
+    process outside a cluster) and the data folder it reads (empty: ``data.path``; else a copy
+    on its node, scale_lth.data.staging)."""
 
     host: str
     address: str = ""
+    data: str = ""
 
     @classmethod
-    def here(cls, address: str = "") -> Place:
-        return cls(socket.gethostname(), address)
+    def here(cls, address: str = "", data: str = "") -> Place:
+        return cls(socket.gethostname(), address, data)
 
 
 @dataclass
@@ -36,12 +39,19 @@ class Session:
     places: tuple[Place, ...] = ()  # one per rank, in rank order; empty: this process's
 
     def ranks(self) -> list[dict[str, int | str]]:
-        """Each rank's number, host and address, as ``metrics.json`` records them."""
+        """Each rank's number, host, address and data folder, as ``metrics.json`` records
+        them."""
         places = self.places or (Place.here(),) * self.world_size
         return [
-            {"rank": rank, "host": place.host, "address": place.address}
+            {"rank": rank, "host": place.host, "address": place.address, "data": place.data}
             for rank, place in enumerate(places)
         ]
+
+    def data_folder(self, default: Path) -> Path:
+        """The folder this rank reads its data from: its node's copy where one was made, else
+        ``default``."""
+        own = self.places[self.rank].data if self.places else ""
+        return Path(own) if own else default
 
     @property
     def is_chief(self) -> bool:

@@ -10,24 +10,36 @@ addresses, are the easier case (tests/services/test_nodes.py makes both kinds). 
 Ray runs on the machine meanwhile (the suite's loopback head), as in the issue, where Ray
 Train's placement-group cleaner then failed to tell which Ray instance was its own.
 
+Storage: each node's Ray processes see a disk of their own at the cluster's ``stage`` folder
+(``data.stage``: each node copies the data there and reads it from there), and node b's also at
+``private`` (results written there by node a would be lost to node b: the storage probe must
+refuse such an ``output_root``).
+
 The module's tests share one cluster, and each lottery runs once (``Cluster`` keeps the
 results)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from mlflow import MlflowClient
 
 from scale_lth.config import Config, load
+from scale_lth.data import DataInfo
+from scale_lth.data.info import content_digest
+from scale_lth.orchestration.ray_cluster import ray_executable
 from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
 from scale_lth.storage import load_torch
 from tests.conftest import CONFIGS
 from tests.processes import SCALE_LTH
+from tests.services.listening import Listeners
 from tests.services.nodes import Node, Nodes, require_namespaces
 from tests.services.ray_nodes import RayCluster
 
@@ -52,6 +64,7 @@ class Lottery:
     config: Config
     output: str  # the driver's stdout and stderr
     nodes: list[Node]  # the cluster's, head first
+    staged: list[dict[str, tuple[int, int]]]  # per node: its staged files' inode and mtime
 
     @property
     def layout(self) -> Layout:
@@ -67,51 +80,84 @@ class Cluster:
 
     folder: Path
     data: Path
+    stage: Path  # each node's own disk there
+    private: Path  # node b's own disk there
     nodes: Nodes | None = None
     ray: RayCluster | None = None
     runs: dict[str, Lottery] = field(default_factory=dict)
+    listeners: Listeners | None = None  # what listened on the nodes during the spread lottery
 
     def on(self) -> Nodes:
-        """The nodes of the running cluster."""
+        """The nodes: a and b run the Ray cluster, c (a laptop) only submits to it."""
         if self.nodes is None:
-            self.nodes = Nodes(2, "shared").__enter__()
+            self.nodes = Nodes(3, "shared").__enter__()
             try:
-                self.ray = RayCluster(list(self.nodes), CPUS_PER_NODE, self.folder).__enter__()
+                private = {0: [self.stage], 1: [self.stage, self.private]}
+                ray = RayCluster(list(self.nodes)[:2], CPUS_PER_NODE, self.folder, private)
+                self.ray = ray.__enter__()
             except BaseException:
                 self.stop()
                 raise
         return self.nodes
 
     def lottery(self, placement: str) -> Lottery:
-        """configs/smoke.yaml, tiny, run on node a against the cluster (once per placement);
-        tracked in MLflow where spread, the packed run being a reference."""
+        """configs/smoke.yaml, tiny, once per placement: spread submitted from the laptop with
+        `ray job submit` and tracked in MLflow, what listens on the nodes meanwhile sampled;
+        packed run on node a against the cluster, a reference."""
         if placement in self.runs:
             return self.runs[placement]
-        nodes = self.on()
+        nodes = list(self.on())
         results = self.folder / placement
-        tracking = (
-            [f"tracking.uri=sqlite:///{results}/mlflow.db"]
-            if placement == "spread"
-            else ["tracking.enabled=false"]
-        )
         overrides = [
             f"data.path={self.data}",
             f"output_root={results}",
-            *tracking,
-            f"scaling.address={self.ray.head.address}",
             f"scaling.placement={placement}",
+            f"data.stage={self.stage}",
             *LOTTERY,
         ]
-        result = nodes[0].run(
+        if placement == "spread":
+            overrides.append(f"tracking.uri=sqlite:///{results}/mlflow.db")
+            with Listeners(nodes) as self.listeners:
+                result = self.submit(overrides, self.ray.head.client_environment())
+        else:
+            overrides += ["tracking.enabled=false", f"scaling.address={self.ray.head.address}"]
+            result = self.run_on_head(overrides)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-5000:]
+        staged = [self.staged_files(index) for index in range(len(self.ray.started))]
+        run = Lottery(load(CONFIGS / "smoke.yaml", overrides), output, nodes[:2], staged)
+        self.runs[placement] = run
+        return run
+
+    def submit(self, overrides: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+        """The lottery submitted from the laptop (node c) to the cluster's job server."""
+        return self.on()[2].run(
+            [ray_executable(), "job", "submit", "--address", self.ray.head.dashboard, "--",
+             "scale-lth", "lottery", str(CONFIGS / "smoke.yaml"), *overrides, "--quiet"],
+            env=env,
+            timeout=600,
+        )  # fmt: skip
+
+    def run_on_head(self, overrides: list[str]) -> subprocess.CompletedProcess:
+        """``scale-lth lottery`` of configs/smoke.yaml run on node a against the cluster."""
+        return self.on()[0].run(
             [SCALE_LTH, "lottery", str(CONFIGS / "smoke.yaml"), *overrides, "--quiet"],
             env=self.ray.head.client_environment(),
             timeout=600,
         )
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, output[-5000:]
-        run = Lottery(load(CONFIGS / "smoke.yaml", overrides), output, list(nodes))
-        self.runs[placement] = run
-        return run
+
+    def seen_by(self, index: int, path: Path) -> Path:
+        """``path`` as node ``index``'s Ray processes see it (through one of them)."""
+        alive = sorted(pid for pid in self.ray.started[index].pids if psutil.pid_exists(pid))
+        return Path(f"/proc/{alive[0]}/root{path}")
+
+    def staged_files(self, index: int) -> dict[str, tuple[int, int]]:
+        """Node ``index``'s staged data files (of every staged folder): inode, mtime."""
+        found = {}
+        for path in self.seen_by(index, self.stage).glob("*/*"):
+            stat = path.stat()
+            found[f"{path.parent.name}/{path.name}"] = (stat.st_ino, stat.st_mtime_ns)
+        return found
 
     def stop(self) -> None:
         try:
@@ -128,7 +174,10 @@ class Cluster:
 def cluster(tmp_path_factory, digits_dir, ray_head):
     """``ray_head``: another Ray on this machine, on loopback, as in the issue."""
     require_namespaces()
-    made = Cluster(tmp_path_factory.mktemp("multinode"), digits_dir)
+    folder = tmp_path_factory.mktemp("multinode")
+    made = Cluster(folder, digits_dir, folder / "stage", folder / "private")
+    made.stage.mkdir()
+    made.private.mkdir()
     try:
         yield made
     finally:
@@ -182,3 +231,97 @@ def test_two_nodes_train_the_same_ticket_as_one(cluster):
     assert Mask.load(spread.layout.mask_path(KEYS[1])) == Mask.load(
         packed.layout.mask_path(KEYS[1])
     )
+
+
+def test_each_node_reads_the_data_from_a_copy_on_its_own_disk(cluster):
+    """``data.stage``: each node copied the data once to its own disk (the folder the host
+    sees there stays empty), the copies hold what info.json says, every rank read its node's,
+    and a later lottery on the node reused it (not one file written again)."""
+    spread = cluster.lottery("spread")
+    packed = cluster.lottery("pack")
+    info = DataInfo.load(cluster.data)
+    (folder,) = {rank["data"] for key in KEYS for rank in spread.ranks(key)}
+    assert Path(folder).parent == cluster.stage
+    assert list(cluster.stage.iterdir()) == []
+    for index in range(len(spread.nodes)):
+        assert sorted(spread.staged[index]) == sorted(
+            f"{Path(folder).name}/{name}"
+            for name in ["info.json", *(f"{split}.beton" for split in info.splits)]
+        )
+        for split, digest in info.digests.items():
+            assert content_digest(cluster.seen_by(index, Path(folder) / f"{split}.beton")) == digest
+        assert packed.staged[index] == spread.staged[index]
+
+
+def test_a_node_that_cannot_see_the_results_folder_is_named_before_any_work(cluster):
+    """Results on node b's own disk would be a second, silent half of the experiment."""
+    results = cluster.private / "results"
+    result = cluster.run_on_head(
+        [
+            f"data.path={cluster.data}",
+            f"output_root={results}",
+            "tracking.enabled=false",
+            f"scaling.address={cluster.ray.head.address}",
+            *LOTTERY,
+        ]  # fmt: skip
+    )
+    node_b = cluster.on()[1]
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"scale-lth: error: node {node_b.hostname} ({node_b.address}) does not see the results "
+        f"folder output_root {results} the driver writes (a probe file written there is not "
+        "there): put output_root and data.path on storage every node mounts at the same path "
+        "(data may also be copied to each node)"
+    )
+    assert list(results.iterdir()) == []  # nothing written, the probe removed
+
+
+def test_the_cluster_refuses_a_client_and_a_node_without_the_token(cluster, tmp_path):
+    """From the laptop with no token anywhere (no variable, an empty home): `ray job submit`
+    and `ray start --address` (a node joining) are both refused."""
+    cluster.lottery("spread")  # the same laptop, with the token, was let in
+    laptop = cluster.on()[2]
+    bare = {
+        **{name: value for name, value in cluster.ray.head.client_environment().items()
+           if not name.startswith("RAY_AUTH")},
+        "HOME": str(tmp_path),
+    }  # fmt: skip
+    results = tmp_path / "results"
+    submitted = cluster.submit([f"data.path={cluster.data}", f"output_root={results}"], bare)
+    assert submitted.returncode != 0
+    assert "Unauthorized: Missing authentication token" in submitted.stderr
+    assert not results.exists()  # nothing ran
+    joined = laptop.run(
+        [ray_executable(), "start", f"--address={cluster.ray.head.address}",
+         f"--node-ip-address={laptop.address}", "--num-cpus=1", f"--temp-dir={tmp_path}/ray"],
+        env=bare,
+        timeout=300,
+    )  # fmt: skip
+    assert joined.returncode != 0
+    assert "InvalidAuthToken" in joined.stderr
+    assert laptop.pids() == []  # no Ray process stayed on the laptop
+
+
+# Where Ray 2.60 listens on every interface of a node that is not on loopback, whatever it is
+# told (docs/cluster.md says so, and how to narrow it): the gRPC servers of its GCS, raylets
+# and of every Ray process (workers, actors, drivers), which require the cluster's token; the
+# metrics endpoints of the dashboard, its agents and the autoscaler's monitor (read-only
+# Prometheus pages); and torch's process-group store, hosted by rank 0's training worker.
+RAY_ON_EVERY_INTERFACE = re.compile(
+    r"^((gcs_server|raylet) .*|ray::\S+|python\S* \S*/scale-lth .*|"
+    r"python\S*( -u)? \S*/ray/(dashboard/(dashboard|agent)|autoscaler/_private/monitor)\.py .*)$"
+)
+
+
+def test_nothing_listens_on_every_interface_of_a_node_but_rays_named_exceptions(cluster):
+    cluster.lottery("spread")
+    seen = cluster.listeners.seen
+    head, worker, laptop = cluster.on()
+    commands = " ".join(entry.command for entry in seen)
+    for part in ("gcs_server", "raylet", "RayTrainWorker", "DashboardAgent", "scale-lth"):
+        assert part in commands, f"{part} listens nowhere?"
+    assert {entry.node for entry in seen} == {head, worker}  # the laptop serves nothing
+    outside = [entry for entry in seen if not entry.is_local]
+    assert all(entry.is_wildcard for entry in outside), outside  # never another's address
+    unexpected = sorted({e.command for e in outside if not RAY_ON_EVERY_INTERFACE.match(e.command)})
+    assert unexpected == [], "\n".join(unexpected)

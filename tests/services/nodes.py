@@ -78,11 +78,15 @@ class Node:
     address: str
     interface: str = "eth0"
 
-    def command(self, argv: Sequence[str]) -> list[str]:
-        """``argv`` run on this node: in its namespace, under its hostname."""
+    def command(self, argv: Sequence[str], private: Sequence[Path] = ()) -> list[str]:
+        """``argv`` run on this node: in its namespace, under its hostname, with an empty tmpfs
+        of its own over each folder of ``private`` (a disk of this node's alone: what it
+        writes there no other process sees, and it is gone when its last process ends)."""
+        mounts = "".join(f' && mount -t tmpfs {PREFIX}-private "{path}"' for path in private)
         return [
             "ip", "netns", "exec", self.namespace,
-            "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.hostname,
+            "unshare", "--uts", *(["--mount"] if private else []),
+            "sh", "-c", f'hostname "$0"{mounts} && exec "$@"', self.hostname,
             *argv,
         ]  # fmt: skip
 
@@ -94,11 +98,16 @@ class Node:
         return {**os.environ, "PYTHONPATH": path, **(extra or {})}
 
     def run(
-        self, argv: Sequence[str], env: dict[str, str] | None = None, **options
+        self,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        private: Sequence[Path] = (),
+        **options,
     ) -> subprocess.CompletedProcess:
-        """Run ``argv`` on this node to the end, its output captured as text."""
+        """Run ``argv`` on this node to the end (``private`` as ``command`` says), its output
+        captured as text."""
         options = {"capture_output": True, "text": True, "cwd": ROOT, **options}
-        return subprocess.run(self.command(argv), env=self.environment(env), **options)
+        return subprocess.run(self.command(argv, private), env=self.environment(env), **options)
 
     def pids(self) -> list[int]:
         """The processes running in this node's namespace."""

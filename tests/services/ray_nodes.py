@@ -23,9 +23,11 @@ from tests.services.nodes import Node
 START_TIMEOUT_S = 300
 
 
-def _on(node: Node, *arguments: str) -> RayNode:
+def _on(node: Node, private: list[Path], *arguments: str) -> RayNode:
     result = node.run(
-        [sys.executable, "-m", "tests.services.ray_nodes", *arguments], timeout=START_TIMEOUT_S
+        [sys.executable, "-m", "tests.services.ray_nodes", *arguments],
+        private=private,
+        timeout=START_TIMEOUT_S,
     )
     if result.returncode != 0:
         raise RuntimeError(f"starting Ray on {node.hostname} failed: {result.stderr[-2000:]}")
@@ -36,11 +38,19 @@ def _on(node: Node, *arguments: str) -> RayNode:
 
 class RayCluster:
     """A head on ``nodes[0]`` and a worker on each other node, ``cpus`` CPUs each; stopped (by
-    PID) when the block ends."""
+    PID) when the block ends. ``private[i]``: folders that node ``i``'s Ray processes (and so
+    the workers they start) see as a disk of their own (``Node.command``)."""
 
-    def __init__(self, nodes: list[Node], cpus: int, folder: Path) -> None:
+    def __init__(
+        self,
+        nodes: list[Node],
+        cpus: int,
+        folder: Path,
+        private: dict[int, list[Path]] | None = None,
+    ) -> None:
         self.nodes = nodes
         self.cpus = cpus
+        self.private = private or {}
         self.token = create_token(folder / "auth_token")
         self.started: list[RayNode] = []
 
@@ -51,10 +61,13 @@ class RayCluster:
     def __enter__(self) -> RayCluster:
         try:
             first, *others = self.nodes
-            self.started.append(_on(first, "head", first.address, str(self.cpus), str(self.token)))
-            for node in others:
+            head = ("head", first.address, str(self.cpus), str(self.token))
+            self.started.append(_on(first, self.private.get(0, []), *head))
+            for index, node in enumerate(others, start=1):
                 arguments = ("worker", self.head.address, node.address, str(self.cpus))
-                self.started.append(_on(node, *arguments, str(self.token)))
+                self.started.append(
+                    _on(node, self.private.get(index, []), *arguments, str(self.token))
+                )
         except BaseException:
             self.stop()
             raise
