@@ -90,7 +90,7 @@ def wait_for_all(jobs: Sequence, tasks: Sequence[Task]) -> int:
     failed = 0
     for job, task in zip(jobs, tasks, strict=True):
         try:
-            job.result()
+            job.results()  # one per node of the task (result() refuses tasks of several)
             print(f"{job.job_id}  DONE      {task.label()}")
         except Exception as error:  # submitit re-raises the task's exception here
             failed += 1

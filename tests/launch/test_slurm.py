@@ -3,13 +3,11 @@ through submitit, each task running a Ray cluster inside its allocation, logging
 MLflow server."""
 
 import json
-import re
 import subprocess
 import sys
 import time
 
 import pytest
-import torch
 from mlflow import MlflowClient
 
 from scale_lth.config import load
@@ -17,6 +15,7 @@ from scale_lth.orchestration.slurm import ExperimentTask, executor
 from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
+from tests.same_results import assert_same_results
 from tests.test_bad_input import documented, matches
 
 pytestmark = [pytest.mark.integration]
@@ -173,16 +172,6 @@ def start_now_once_requeued(job, env) -> None:
     subprocess.run(update, env=env, check=True)
 
 
-def assert_same_results(layout: Layout, reference: Layout) -> None:
-    """Runs the reference finished too, with bitwise equal masks and final weights."""
-    assert set(layout.finished()) <= set(reference.finished())
-    for key in layout.finished():
-        if key.level > 0:
-            assert Mask.load(layout.mask_path(key)) == Mask.load(reference.mask_path(key))
-        final, expected = torch.load(layout.final_path(key)), torch.load(reference.final_path(key))
-        assert all(torch.equal(final[name], expected[name]) for name in expected), key
-
-
 def test_a_requeued_task_resumes_from_its_checkpoint(sweep, slurm_cluster, mlflow_server, tmp_path):
     """`scontrol requeue` in the middle of level 1: the task starts again, continues the run it
     was training from its last checkpoint, and ends with the masks and weights of the sweep's
@@ -214,44 +203,6 @@ def test_a_requeued_task_resumes_from_its_checkpoint(sweep, slurm_cluster, mlflo
         return accounting.stdout.split()
 
     wait_for(lambda: attempts() == ["REQUEUED", "COMPLETED"], 60, "both attempts in sacct")
-
-
-def test_the_graph_launcher_chains_jobs_with_afterok_and_ends_like_one_lottery(
-    sweep, slurm_cluster, mlflow_server, tmp_path
-):
-    """jobs/lottery_graph.py: level 0's ticket, then level 1's ticket and an array of its
-    baselines (one here: reinit), each after level 0 (SLURM's afterok, read back while they
-    wait); they end with the masks and weights of the sweep's seed-0 task, which ran
-    `scale-lth lottery`."""
-    swept_folder, swept_arguments, _ = sweep
-    arguments = overrides(tmp_path, slurm_cluster, mlflow_server, "seed=0")
-    arguments.append("baselines.branches=[reinit]")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "lottery_graph.py"), SMOKE, *arguments],
-        cwd=tmp_path, env=slurm_cluster.env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    jobs = [line.split()[0] for line in result.stdout.splitlines() if "--levels" in line]
-    assert len(jobs) == 2 + 1  # two tickets, reinit at level 1
-    first = jobs[0]
-    for job in jobs[1:]:
-        shown = subprocess.run(
-            ["scontrol", "show", "job", "-o", job],
-            env=slurm_cluster.env, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        assert re.search(rf"JobState=PENDING .*Dependency=afterok:{first}\b", shown), shown
-
-    def states() -> list[str]:
-        accounting = subprocess.run(
-            ["sacct", "-n", "-X", "-o", "State", "-j", ",".join(jobs)],
-            env=slurm_cluster.env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        return accounting.stdout.split()
-
-    wait_for(lambda: states() == ["COMPLETED"] * 3, 900, "every job of the graph to complete")
-    layout = Layout(load(SMOKE, arguments).experiment_dir)
-    assert len(layout.finished()) == 3
-    assert_same_results(layout, Layout(load(SMOKE, [*swept_arguments, "seed=0"]).experiment_dir))
 
 
 def test_an_unknown_partition_is_refused_before_anything_is_submitted(slurm_cluster, tmp_path):

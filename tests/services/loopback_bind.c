@@ -1,8 +1,12 @@
-/* Preloaded into the tests' slurmctld: a bind() to every interface binds to loopback instead.
- * Slurm 22.05's slurmd and slurmdbd honour CommunicationParameters=NoInAddrAny; its slurmctld
- * still listened on 0.0.0.0 with it (measured with psutil). */
+/* Preloaded into the tests' slurmctld: a bind() to every interface binds to loopback instead,
+ * or to the IPv4 address in BIND_ADDRESS where that is set (the controller's address on the
+ * bridge of namespaced nodes). Slurm 22.05's slurmd and slurmdbd honour
+ * CommunicationParameters=NoInAddrAny; its slurmctld still listened on 0.0.0.0 with it
+ * (measured with psutil). */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,7 +18,9 @@ int bind(int fd, const struct sockaddr *address, socklen_t length) {
         struct sockaddr_in ipv4;
         memcpy(&ipv4, address, sizeof ipv4);
         if (ipv4.sin_addr.s_addr == htonl(INADDR_ANY)) {
-            ipv4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            const char *wanted = getenv("BIND_ADDRESS");
+            if (!wanted || inet_pton(AF_INET, wanted, &ipv4.sin_addr) != 1)
+                ipv4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             return real_bind(fd, (const struct sockaddr *)&ipv4, sizeof ipv4);
         }
     }

@@ -1,8 +1,8 @@
 """Nodes on one machine, for tests of clusters: each node a network namespace with its own
 loopback, its own address in one private /24 (``SUBNET``, used by nothing else here) on an
 interface named ``eth0``, its own hostname and its own ``/etc/hosts``; all joined by a bridge
-on the host that has no address itself, so the nodes reach each other and nothing else (there
-is no route out of them and nothing forwards).
+on the host that has no address itself (but see ``controller``), so the nodes reach each other
+and nothing else (there is no route out of them and nothing forwards).
 
 ``Nodes`` makes them and, when its block ends (a pass, a failure, Ctrl-C), removes everything
 it made: the processes running in its namespaces, the namespaces (their veths go with them),
@@ -15,6 +15,11 @@ with the node's hostname, so the command and every process it starts (daemons in
 the node's network, name and hosts file. Two kinds of names: ``hostnames="own"`` gives each
 node its own hostname resolving to its address; ``"shared"`` gives every node the same
 hostname resolving to 127.0.0.1, as on machines whose hostname maps to loopback.
+
+With ``controller=True`` the host itself joins the bridge at ``CONTROLLER_ADDRESS`` (named
+``CONTROLLER`` in the nodes' hosts files), as a cluster's controller machine: daemons on the
+host bound to that address (SLURM's controller) serve the nodes, and the host reaches the
+nodes. Still nothing routes the nodes' traffic anywhere else.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ SUBNET = ipaddress.ip_network("10.231.77.0/24")
 PREFIX = "lthn"
 NETNS_FILES = Path("/etc/netns")
 SHARED_HOSTNAME = "twin"
+CONTROLLER = "controller"
+CONTROLLER_ADDRESS = str(SUBNET.broadcast_address - 1)  # the last address: never a node's
 _OURS = re.compile(rf"^{PREFIX}(\d+)-")
 
 
@@ -90,6 +97,19 @@ class Node:
             *argv,
         ]  # fmt: skip
 
+    def daemon_command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run on this node as ``command`` does, but seeing the host's ``/sys`` with
+        its cgroup hierarchies, which slurmd needs (``ip netns exec`` mounts a /sys without
+        them): the node's network entered directly, its hosts file bound over /etc/hosts in a
+        mount namespace of its own."""
+        hosts = NETNS_FILES / self.namespace / "hosts"
+        return [
+            "nsenter", f"--net=/run/netns/{self.namespace}",
+            "unshare", "--uts", "--mount", "sh", "-c",
+            f'mount --bind "{hosts}" /etc/hosts && hostname "$0" && exec "$@"', self.hostname,
+            *argv,
+        ]  # fmt: skip
+
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """This process's environment, the checkout under test first on PYTHONPATH (Python
         processes on the node, and the Ray workers its daemons start, import it), plus
@@ -119,7 +139,9 @@ class Nodes:
     """``count`` namespaced nodes on one bridge, removed with all they run when the block
     ends. One set at a time per process (its names hold the pid)."""
 
-    def __init__(self, count: int, hostnames: Literal["own", "shared"] = "own") -> None:
+    def __init__(
+        self, count: int, hostnames: Literal["own", "shared"] = "own", controller: bool = False
+    ) -> None:
         if not 1 <= count <= 26:
             raise ValueError("between 1 and 26 nodes")
         self.tag = f"{PREFIX}{os.getpid()}-"  # names are short: links take 15 characters
@@ -134,6 +156,7 @@ class Nodes:
             for i, letter in enumerate("abcdefghijklmnopqrstuvwxyz"[:count])
         ]
         self.hostnames = hostnames
+        self.controller = controller
 
     def __enter__(self) -> Nodes:
         remove_stale()
@@ -161,11 +184,15 @@ class Nodes:
             lines += [f"{node.address} {node.hostname}" for node in self.nodes]
         else:
             lines[0] += f" {SHARED_HOSTNAME}"
+        if self.controller:
+            lines.append(f"{CONTROLLER_ADDRESS} {CONTROLLER}")
         return "\n".join(lines) + "\n"
 
     def _make(self) -> None:
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("link", "set", self.bridge, "up")
+        if self.controller:
+            _ip("addr", "add", f"{CONTROLLER_ADDRESS}/{SUBNET.prefixlen}", "dev", self.bridge)
         for node in self.nodes:
             host_end = f"{node.namespace}h"
             _ip("netns", "add", node.namespace)

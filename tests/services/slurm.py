@@ -28,9 +28,9 @@ STOP_TIMEOUT_S = 10
 MAX_SOCKET_FOLDER_CHARS = 60  # leaves room for socket names within the 107-byte limit
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        return probe.connect_ex((host, port)) == 0
 
 
 def log_tail(log: Path, lines: int = 30) -> str:
@@ -57,9 +57,17 @@ def stop_process(process: subprocess.Popen) -> None:
 
 
 class SlurmCluster:
-    """A real single-node SLURM cluster with accounting, private to one folder, on loopback."""
+    """A real single-node SLURM cluster with accounting, private to one folder, on loopback.
+    Subclasses name other nodes (``node_lines``, ``start_slurmd``) and another address for the
+    controller."""
 
     partition = "debug"
+    controller = ("localhost", "127.0.0.1")  # slurmctld's host name and the address it binds
+
+    @property
+    def spool(self) -> Path:
+        """slurmd's spool folder (its job steps' sockets go there: keep it short)."""
+        return self.folder / "spool"
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder).resolve()
@@ -92,7 +100,8 @@ class SlurmCluster:
         return self
 
     def stop(self) -> None:
-        if "slurmctld" in self.processes and "slurmd" in self.processes:
+        slurmds = [name for name in self.processes if name.split("-")[0] == "slurmd"]
+        if "slurmctld" in self.processes and slurmds:
             self.cancel_jobs()
         for name in reversed(list(self.processes)):
             stop_process(self.processes.pop(name))
@@ -192,8 +201,9 @@ class SlurmCluster:
             f"StoragePass={self.db_password}\nStorageLoc=slurm_acct_db\n"
         )
         dbd_conf.chmod(0o600)
+        controller, address = self.controller
         self.conf.write_text(
-            auth + f"ClusterName={CLUSTER_NAME}\nSlurmctldHost=localhost\n"
+            auth + f"ClusterName={CLUSTER_NAME}\nSlurmctldHost={controller}({address})\n"
             "SlurmUser=root\nSlurmdUser=root\nCredType=cred/munge\nMailProg=/bin/true\n"
             "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
             "JobAcctGatherType=jobacct_gather/none\n"
@@ -208,13 +218,20 @@ class SlurmCluster:
             # the whole process, so two clusters must never hand out the same id.
             f"FirstJobId={1000 + secrets.randbelow(600_000) * 100}\n"
             f"StateSaveLocation={self.folder / 'state'}\n"
-            f"SlurmdSpoolDir={self.folder / 'spool'}\n"
+            f"SlurmdSpoolDir={self.spool}\n"
             f"SlurmctldPidFile={self.folder / 'run' / 'slurmctld.pid'}\n"
-            f"SlurmdPidFile={self.folder / 'run' / 'slurmd.pid'}\n"
-            f"{self.node}\n"
-            f"PartitionName={self.partition} Nodes=localhost Default=YES MaxTime=INFINITE"
-            " State=UP\n"
+            f"SlurmdPidFile={self.folder / 'run' / 'slurmd-%n.pid'}\n"
+            + "".join(f"{line}\n" for line in self.node_lines())
+            + f"PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n"
         )
+
+    def on_controller(self, argv: list[str]) -> list[str]:
+        """``argv`` run as the controller's host (slurmctld refuses to run elsewhere)."""
+        return argv
+
+    def node_lines(self) -> list[str]:
+        """slurm.conf's line for each node."""
+        return [self.node]
 
     def start_slurmdbd(self) -> None:
         self.launch("slurmdbd", "slurmdbd", "-D", ready=lambda: port_open(self.dbd_port))
@@ -226,14 +243,15 @@ class SlurmCluster:
             self.run("sacctmgr", "-i", "add", "cluster", CLUSTER_NAME)
 
     def start_slurmctld(self) -> None:
-        """slurmctld ignores NoInAddrAny: a preloaded bind() keeps it on loopback."""
+        """slurmctld ignores NoInAddrAny: a preloaded bind() keeps it on its address."""
         shim = self.folder / "run" / "loopback_bind.so"
         if not shim.exists():
             source = Path(__file__).with_name("loopback_bind.c")
             self.run("cc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(source), "-ldl")
         self.launch(
-            "slurmctld", "slurmctld", "-D", "-f", str(self.conf),
-            ready=lambda: port_open(self.ctld_port), env={**self.env, "LD_PRELOAD": str(shim)},
+            "slurmctld", *self.on_controller(["slurmctld", "-D", "-f", str(self.conf)]),
+            ready=lambda: port_open(self.ctld_port, self.controller[1]),
+            env={**self.env, "LD_PRELOAD": str(shim), "BIND_ADDRESS": self.controller[1]},
         )  # fmt: skip
 
     def start_slurmd(self) -> None:
@@ -242,9 +260,9 @@ class SlurmCluster:
             ready=lambda: self.node_idle() and self.succeeds("sacct", "-n", "-X"),
         )  # fmt: skip
 
-    def node_idle(self) -> bool:
+    def node_idle(self, name: str = "localhost") -> bool:
         state = subprocess.run(
-            ["sinfo", "-h", "-N", "-n", "localhost", "-o", "%t"],
+            ["sinfo", "-h", "-N", "-n", name, "-o", "%t"],
             env=self.env, capture_output=True, text=True,
         )  # fmt: skip
         return state.stdout.strip() == "idle"

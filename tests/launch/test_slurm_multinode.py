@@ -1,0 +1,140 @@
+"""SLURM jobs on a real cluster of two namespaced nodes (tests.services.slurm_nodes: slurmctld
+and accounting on the controller, a slurmd on each node).
+
+A sweep of two-node tasks: each task's first node starts a Ray head, the second joins it, the
+lottery's DDP groups train with a rank on each node, the jobs end COMPLETED in the accounting,
+and no Ray process is left on either node. The graph launcher's one-node jobs run on whichever
+node SLURM gives them, after the jobs they need, and end with the sweep's masks and weights."""
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import submitit
+
+from scale_lth.config import load
+from scale_lth.results import Layout
+from tests.conftest import CONFIGS, ROOT
+from tests.same_results import assert_same_results
+from tests.services.nodes import Nodes, require_namespaces
+from tests.services.slurm_nodes import NamespacedSlurm
+
+pytestmark = [pytest.mark.integration, pytest.mark.slurm]
+
+SMOKE = str(CONFIGS / "smoke.yaml")
+CPUS_PER_NODE = 2
+# a task of two nodes, one CPU and one rank on each: the sweep's two tasks run side by side
+TWO_NODES = ["launcher.nodes=2", "launcher.cpus_per_task=1", "scaling.placement=spread"]
+ONE_NODE = ["launcher.nodes=1", f"launcher.cpus_per_task={CPUS_PER_NODE}"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    require_namespaces()
+    with Nodes(2, "own", controller=True) as nodes:
+        folder = tmp_path_factory.mktemp("slurm-nodes")
+        with NamespacedSlurm(folder, nodes, CPUS_PER_NODE) as slurm:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("SLURM_CONF", str(slurm.conf))
+                patch.setattr(submitit.slurm.slurm.SlurmJob, "_results_timeout_s", 5)
+                yield list(nodes), slurm
+
+
+def overrides(folder, data, slurm, *more: str) -> list[str]:
+    """One level (the dense network, level 1's ticket and reinit), two ranks, no tracking."""
+    return [
+        f"data.path={data}",
+        f"output_root={folder / 'results'}",
+        "tracking.enabled=false",
+        "pruning.levels=1",
+        "baselines.branches=[reinit]",
+        f"launcher.log_dir={folder / 'logs'}",
+        f"launcher.partition={slurm.partition}",
+        "launcher.timeout_min=30",
+        "scaling.num_workers=2",
+        "scaling.cpus_per_worker=1",
+        *more,
+    ]
+
+
+def launch(script: str, folder, slurm, arguments: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / script), *arguments],
+        cwd=folder, env=slurm.env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sweep(cluster, digits_dir, tmp_path_factory):
+    """jobs/smoke_sweep.py --wait with launcher.nodes=2: seeds 0 and 1."""
+    nodes, slurm = cluster
+    folder = tmp_path_factory.mktemp("sweep")
+    arguments = overrides(folder, digits_dir, slurm, *TWO_NODES)
+    return arguments, launch("smoke_sweep.py", folder, slurm, ["--wait", *arguments])
+
+
+def within(seconds: float, condition, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:  # a hang guard, not a speed check
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def accounted(slurm, jobs: list[str], field: str) -> list[str]:
+    """``field`` of each job (of its array tasks, in order) in the accounting."""
+    listed = slurm.run("sacct", "-n", "-X", "-P", "-j", ",".join(jobs), "-o", field).stdout
+    return listed.split()
+
+
+def test_a_sweep_of_two_node_tasks_trains_across_the_nodes_and_leaves_no_ray(cluster, sweep):
+    nodes, slurm = cluster
+    arguments, result = sweep
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "2 of 2 tasks done" in result.stdout
+    for seed in (0, 1):
+        layout = Layout(load(SMOKE, [*arguments, f"seed={seed}"]).experiment_dir)
+        assert len(layout.finished()) == 3  # level 0, level 1 and its reinit
+        for key in layout.finished():
+            ranks = layout.read_metrics(key)["ranks"]
+            assert {rank["address"] for rank in ranks} == {node.address for node in nodes}
+            assert sorted(rank["host"] for rank in ranks) == sorted(n.hostname for n in nodes)
+    jobs = [line.split()[0] for line in result.stdout.splitlines() if "DONE" in line]
+    assert len(jobs) == 2
+    within(60, lambda: accounted(slurm, jobs, "State") == ["COMPLETED"] * 2, "COMPLETED")
+    assert accounted(slurm, jobs, "NodeList") == ["node-a,node-b"] * 2
+    daemons = set(slurm.pids.values())
+    for node in nodes:
+        within(30, lambda node=node: set(node.pids()) <= daemons, f"{node.hostname} emptied")
+
+
+def test_the_graph_launchers_jobs_run_where_slurm_puts_them_after_what_they_need(
+    cluster, sweep, digits_dir, tmp_path
+):
+    """jobs/lottery_graph.py: level 0's ticket, then level 1's ticket and an array of its
+    baselines (reinit), each after level 0 (SLURM's afterok, read back while they wait); the
+    two after level 0 each fill a node, so SLURM runs them on different nodes at once. They end
+    with the masks and weights of the sweep's seed-0 task, which trained its two ranks across
+    both nodes."""
+    nodes, slurm = cluster
+    swept, _ = sweep
+    arguments = overrides(tmp_path, digits_dir, slurm, *ONE_NODE, "seed=0")
+    result = launch("lottery_graph.py", tmp_path, slurm, [SMOKE, *arguments])
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = [line.split()[0] for line in result.stdout.splitlines() if "--levels" in line]
+    assert len(jobs) == 2 + 1  # two tickets, reinit at level 1
+    for job in jobs[1:]:
+        shown = slurm.run("scontrol", "show", "job", "-o", job).stdout
+        assert re.search(rf"JobState=PENDING .*Dependency=afterok:{jobs[0]}\b", shown), shown
+    complete = ["COMPLETED"] * 3
+    within(900, lambda: accounted(slurm, jobs, "State") == complete, "the graph to complete")
+    where = accounted(slurm, jobs, "NodeList")
+    assert set(where) <= {node.hostname for node in nodes}
+    assert where[1] != where[2]  # level 1's ticket and reinit, side by side
+    layout = Layout(load(SMOKE, arguments).experiment_dir)
+    assert len(layout.finished()) == 3
+    for key in layout.finished():
+        assert len({rank["host"] for rank in layout.read_metrics(key)["ranks"]}) == 1
+    assert_same_results(layout, Layout(load(SMOKE, [*swept, "seed=0"]).experiment_dir))
