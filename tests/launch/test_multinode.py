@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,8 +38,9 @@ from scale_lth.orchestration.ray_cluster import ray_executable
 from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
 from scale_lth.storage import load_torch
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, ROOT
 from tests.processes import SCALE_LTH
+from tests.same_results import assert_same_results
 from tests.services.listening import Listeners
 from tests.services.nodes import Node, Nodes, require_namespaces
 from tests.services.ray_nodes import RayCluster
@@ -47,6 +49,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
 
 CPUS_PER_NODE = 2
 LOTTERY = [
+    "training.duration=400it",  # long enough to interrupt
     "pruning.levels=1",
     "baselines.branches=[]",
     "scaling.num_workers=2",
@@ -108,13 +111,7 @@ class Cluster:
             return self.runs[placement]
         nodes = list(self.on())
         results = self.folder / placement
-        overrides = [
-            f"data.path={self.data}",
-            f"output_root={results}",
-            f"scaling.placement={placement}",
-            f"data.stage={self.stage}",
-            *LOTTERY,
-        ]
+        overrides = self.overrides(results, placement)
         if placement == "spread":
             overrides.append(f"tracking.uri=sqlite:///{results}/mlflow.db")
             with Listeners(nodes) as self.listeners:
@@ -128,6 +125,44 @@ class Cluster:
         run = Lottery(load(CONFIGS / "smoke.yaml", overrides), output, nodes[:2], staged)
         self.runs[placement] = run
         return run
+
+    def overrides(self, results: Path, placement: str) -> list[str]:
+        """The module's lottery, into ``results``, its ranks placed as ``placement`` says."""
+        return [
+            f"data.path={self.data}",
+            f"output_root={results}",
+            f"scaling.placement={placement}",
+            f"data.stage={self.stage}",
+            *LOTTERY,
+        ]
+
+    def interrupted(self, name: str, interrupt) -> tuple[int, str, Layout]:
+        """The spread lottery run on node a into folder ``name`` (Ray Train may restart its
+        groups twice); ``interrupt()`` once level 0 has a checkpoint. Its exit code, output
+        and results."""
+        overrides = [
+            *self.overrides(self.folder / name, "spread"),
+            "tracking.enabled=false",
+            f"scaling.address={self.ray.head.address}",
+            "scaling.max_failures=2",
+            "training.checkpoint_every=20it",
+        ]
+        layout = Layout(load(CONFIGS / "smoke.yaml", overrides).experiment_dir)
+        head = self.on()[0]
+        running = subprocess.Popen(
+            head.command([SCALE_LTH, "lottery", str(CONFIGS / "smoke.yaml"), *overrides]),
+            env=head.environment(self.ray.head.client_environment()), cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            checkpoint = layout.run_dir(KEYS[0]) / "resume.json"
+            within(300, lambda: checkpoint.is_file() or running.poll() is not None, "level 0")
+            interrupt()
+            output = running.communicate(timeout=600)[0]
+        finally:
+            if running.poll() is None:
+                running.kill()
+        return running.returncode, output, layout
 
     def submit(self, overrides: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
         """The lottery submitted from the laptop (node c) to the cluster's job server."""
@@ -325,3 +360,30 @@ def test_nothing_listens_on_every_interface_of_a_node_but_rays_named_exceptions(
     assert all(entry.is_wildcard for entry in outside), outside  # never another's address
     unexpected = sorted({e.command for e in outside if not RAY_ON_EVERY_INTERFACE.match(e.command)})
     assert unexpected == [], "\n".join(unexpected)
+
+
+def within(seconds: float, condition, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:  # a hang guard, not a speed check
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_a_node_lost_mid_run_is_survived_with_the_same_ticket(cluster):
+    """Every process of node b killed at once (its machine lost) while level 0 trains a rank
+    there, then node b's Ray started again: Ray Train starts the worker group again (one of
+    `scaling.max_failures`), the run continues from its checkpoint, and the lottery ends with
+    the masks and weights of the uninterrupted one."""
+    packed = cluster.lottery("pack")
+    worker = cluster.on()[1]
+
+    def lose_node_b():
+        worker.lose()
+        cluster.ray.restart_worker(1)
+
+    code, output, layout = cluster.interrupted("lost", lose_node_b)
+    assert code == 0, output[-5000:]
+    assert output.count("Started training worker group") >= 2
+    assert any(layout.read_metrics(key)["resumed_from"] for key in KEYS)
+    assert_same_results(layout, packed.layout)

@@ -134,6 +134,21 @@ class Node:
         listed = _ip("netns", "pids", self.namespace, check=False).stdout.split()
         return [int(pid) for pid in listed]
 
+    def lose(self) -> None:
+        """The machine lost: every process on it killed at once (SIGKILL), none spared."""
+        victims = []
+        for pid in self.pids():
+            try:
+                victims.append(psutil.Process(pid))
+                victims[-1].kill()
+            except psutil.Error:
+                continue
+        psutil.wait_procs(victims, timeout=30)
+
+    def link(self, up: bool) -> None:
+        """Plug this node's cable in (``up``) or pull it out: its end on the bridge."""
+        _ip("link", "set", f"{self.namespace}h", "up" if up else "down")
+
 
 class Nodes:
     """``count`` namespaced nodes on one bridge, removed with all they run when the block

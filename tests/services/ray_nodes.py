@@ -76,6 +76,12 @@ class RayCluster:
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
+    def restart_worker(self, index: int) -> None:
+        """Start node ``index``'s Ray worker again (after it was lost), as it was started."""
+        node = self.nodes[index]
+        arguments = ("worker", self.head.address, node.address, str(self.cpus), str(self.token))
+        self.started[index] = _on(node, self.private.get(index, []), *arguments)
+
     def stop(self) -> None:
         """Every node at once (each waits for its processes to end)."""
         with ThreadPoolExecutor(max(1, len(self.started))) as pool:
