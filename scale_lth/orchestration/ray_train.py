@@ -202,7 +202,7 @@ def fit(
         f"Starting {groups} x {scaling.num_workers} Ray Train workers "
         f"({'GPU, NCCL' if scaling.use_gpu else 'CPU, gloo'}); this takes about 15 s"
     )
-    queue = ray.remote(num_cpus=0)(RunQueue).remote(graph, config.experiment_dir)
+    queue = run_queue(graph, config)
     failure = FailureFile(config.experiment_dir / f".worker_failure-{uuid.uuid4().hex}.json")
     shared = {
         "config": config,
@@ -227,6 +227,17 @@ def fit(
         ray.shutdown()  # no forwarded worker log may print after the error's one line
         failure.raise_recorded()
         raise WorkerError(failed)
+
+
+def run_queue(graph: RunGraph, config: Config):
+    """The run queue's actor, on the driver's own node: wherever else it ran, losing that node
+    would lose the queue and end the experiment, where Ray Train would restart the workers."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(num_cpus=0)(RunQueue).options(scheduling_strategy=here)
+    return actor.remote(graph, config.experiment_dir)
 
 
 def _group(config: Config, loop_config: dict[str, Any]):

@@ -87,7 +87,7 @@ class RayCluster:
         with ThreadPoolExecutor(max(1, len(self.started))) as pool:
             # a short grace: Ray's daemons outlive SIGTERM for 10 s when stopped together, and
             # the nodes' removal ends whatever is left
-            list(pool.map(lambda node: node.stop(grace_seconds=3), self.started))
+            list(pool.map(lambda node: node.stop(grace_seconds=0.5), self.started))
         self.started.clear()
 
 
