@@ -22,6 +22,7 @@ def test_ray_job_submit_runs_the_lottery_into_the_configured_storage_and_mlflow(
         f"data_root={tmp_path / 'data'}",
         f"tracking.uri={mlflow_server.uri}",
         "tracking.experiment=submitted",
+        "pruning.levels=1",
     ]
     result = subprocess.run(
         [
@@ -47,11 +48,11 @@ def test_ray_job_submit_runs_the_lottery_into_the_configured_storage_and_mlflow(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "succeeded" in result.stdout
     config = load(ROOT / "configs" / "smoke.yaml", overrides)
-    assert len(Layout(config.experiment_dir).finished()) == 1 + 2 * 4
+    assert len(Layout(config.experiment_dir).finished()) == 1 + 4
     client = MlflowClient(mlflow_server.uri)
     experiment = client.get_experiment_by_name("submitted")
     runs = client.search_runs([experiment.experiment_id], f"tags.experiment_hash = '{config.hash}'")
     kinds = [run.data.tags["run_kind"] for run in runs]
     # the trunk's parent, a run per level and branch, a curve run per method
-    assert sorted(kinds) == sorted(["trunk"] + ["level"] * (1 + 2 * 4) + ["curve"] * 4)
+    assert sorted(kinds) == sorted(["trunk"] + ["level"] * (1 + 4) + ["curve"] * 4)
     assert all(run.info.status == "FINISHED" for run in runs)

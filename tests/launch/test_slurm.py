@@ -32,8 +32,8 @@ def overrides(folder, slurm_cluster, mlflow_server, *more):
         f"output_root={folder / 'results'}",
         f"data_root={folder / 'data'}",
         f"tracking.uri={mlflow_server.uri}",
-        "training.duration=400it",
-        "training.checkpoint_every=50it",
+        "training.duration=200it",
+        "training.checkpoint_every=25it",
         "pruning.levels=1",
         f"launcher.log_dir={folder / 'logs'}",
         f"launcher.partition={slurm_cluster.partition}",
@@ -191,7 +191,7 @@ def test_a_requeued_task_resumes_from_its_checkpoint(sweep, slurm_cluster, mlflo
     # the ticket's last steps won the race) went on from its checkpoint, not from zero
     resumed = [layout.read_metrics(key)["resumed_from"] for key in layout.finished()]
     resumed = [step for step in resumed if step is not None]
-    assert len(resumed) == 1 and resumed[0] >= 50
+    assert len(resumed) == 1 and resumed[0] >= 25
     assert len(layout.finished()) == 1 + 4
     assert_same_results(layout, Layout(load(SMOKE, [*swept_arguments, "seed=0"]).experiment_dir))
 

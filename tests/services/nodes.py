@@ -246,7 +246,7 @@ def _tagged(tag: str) -> list[str]:
 def _remove_tagged(tag: str) -> None:
     namespaces = [name for name in _namespaces() if name.startswith(tag)]
     for name in namespaces:
-        stop_processes(Node(name, "", "").pids())
+        stop_processes(Node(name, "", "").pids(), grace_seconds=1)  # the namespace goes next
     for name in namespaces:
         _ip("netns", "delete", name, check=False)  # its veths go with it
     for name in _links():
