@@ -40,8 +40,8 @@ def stage_root(setting: str) -> Path:
     return Path(expanded)
 
 
-def staged_folder(source: Path, info: DataInfo, setting: str) -> Path:
-    """Where the data of ``source`` lies once staged under ``setting``."""
+def staged_folder(info: DataInfo, setting: str) -> Path:
+    """Where the data ``info`` describes lies once staged under ``setting``."""
     identity = json.dumps(info.identity(), sort_keys=True).encode()
     return stage_root(setting) / f"{info.source}-{hashlib.sha256(identity).hexdigest()[:12]}"
 
@@ -76,7 +76,7 @@ def stage(source: Path, setting: str) -> Path:
     if not setting:
         return source
     info = DataInfo.load(source)
-    folder = staged_folder(source, info, setting)
+    folder = staged_folder(info, setting)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(folder.parent / f".{folder.name}.lock"):
         if not is_complete(folder, source, info):

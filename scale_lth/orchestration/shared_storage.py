@@ -81,13 +81,14 @@ def check_shared_storage(config: Config) -> None:
     root.mkdir(parents=True, exist_ok=True)
     probe = root / f"{PROBE_PREFIX}{secrets.token_hex(8)}"
     probe.write_text(secrets.token_hex(16))
+    data = str(config.data_dir.resolve())
     try:
-        expected = look(str(probe), str(config.data_dir.resolve()))
+        expected = look(str(probe), data)
         task = ray.remote(num_cpus=0, max_retries=0)(look)
         answers = [
             task.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-            ).remote(str(probe), str(config.data_dir.resolve()))
+            ).remote(str(probe), data)
             for node in others
         ]
         ready, _ = ray.wait(answers, num_returns=len(answers), timeout=ANSWER_SECONDS)

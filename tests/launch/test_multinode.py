@@ -45,6 +45,7 @@ from tests.same_results import assert_same_results
 from tests.services.listening import Listeners
 from tests.services.nodes import Node, Nodes, require_namespaces
 from tests.services.ray_nodes import RayCluster
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
 
@@ -158,7 +159,7 @@ class Cluster:
         try:
             for key, interrupt in interruptions:
                 checkpoint = layout.run_dir(key) / "resume.json"
-                within(300, partial(ready, checkpoint, running), f"a checkpoint of {key}")
+                wait_for(partial(ready, checkpoint, running), 300, f"a checkpoint of {key}")
                 interrupt()
             output = running.communicate(timeout=600)[0]
         finally:
@@ -368,14 +369,6 @@ def test_nothing_listens_on_every_interface_of_a_node_but_rays_named_exceptions(
 def ready(checkpoint: Path, running: subprocess.Popen) -> bool:
     """The run has a checkpoint (or the lottery has ended)."""
     return checkpoint.is_file() or running.poll() is not None
-
-
-def within(seconds: float, condition, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:  # a hang guard, not a speed check
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_a_node_lost_mid_run_is_survived_with_the_same_ticket(cluster):

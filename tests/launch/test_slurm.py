@@ -5,7 +5,6 @@ MLflow server."""
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 from mlflow import MlflowClient
@@ -17,6 +16,7 @@ from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
 from tests.same_results import assert_same_results
 from tests.test_bad_input import documented, matches
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,14 +47,6 @@ def overrides(folder, slurm_cluster, mlflow_server, *more):
 def state(job) -> str:
     """The job's accounting state now (``job.state`` refreshes only every ~30 s)."""
     return job.get_info(mode="force").get("State", "UNKNOWN")
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:  # a hang guard, not a speed check
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ node SLURM gives them, after the jobs they need, and end with the sweep's masks 
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import submitit
@@ -20,6 +19,7 @@ from tests.conftest import CONFIGS, ROOT
 from tests.same_results import assert_same_results
 from tests.services.nodes import Nodes, require_namespaces
 from tests.services.slurm_nodes import NamespacedSlurm
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
@@ -75,14 +75,6 @@ def sweep(cluster, digits_dir, tmp_path_factory):
     return arguments, launch("smoke_sweep.py", folder, slurm, ["--wait", *arguments])
 
 
-def within(seconds: float, condition, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:  # a hang guard, not a speed check
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def accounted(slurm, jobs: list[str], field: str) -> list[str]:
     """``field`` of each job (of its array tasks, in order) in the accounting."""
     listed = slurm.run("sacct", "-n", "-X", "-P", "-j", ",".join(jobs), "-o", field).stdout
@@ -103,11 +95,11 @@ def test_a_sweep_of_two_node_tasks_trains_across_the_nodes_and_leaves_no_ray(clu
             assert sorted(rank["host"] for rank in ranks) == sorted(n.hostname for n in nodes)
     jobs = [line.split()[0] for line in result.stdout.splitlines() if "DONE" in line]
     assert len(jobs) == 2
-    within(60, lambda: accounted(slurm, jobs, "State") == ["COMPLETED"] * 2, "COMPLETED")
+    wait_for(lambda: accounted(slurm, jobs, "State") == ["COMPLETED"] * 2, 60, "COMPLETED")
     assert accounted(slurm, jobs, "NodeList") == ["node-a,node-b"] * 2
     daemons = set(slurm.pids.values())
     for node in nodes:
-        within(30, lambda node=node: set(node.pids()) <= daemons, f"{node.hostname} emptied")
+        wait_for(lambda node=node: set(node.pids()) <= daemons, 30, f"{node.hostname} emptied")
 
 
 def test_the_graph_launchers_jobs_run_where_slurm_puts_them_after_what_they_need(
@@ -129,7 +121,7 @@ def test_the_graph_launchers_jobs_run_where_slurm_puts_them_after_what_they_need
         shown = slurm.run("scontrol", "show", "job", "-o", job).stdout
         assert re.search(rf"JobState=PENDING .*Dependency=afterok:{jobs[0]}\b", shown), shown
     complete = ["COMPLETED"] * 3
-    within(900, lambda: accounted(slurm, jobs, "State") == complete, "the graph to complete")
+    wait_for(lambda: accounted(slurm, jobs, "State") == complete, 900, "the graph to complete")
     where = accounted(slurm, jobs, "NodeList")
     assert set(where) <= {node.hostname for node in nodes}
     assert where[1] != where[2]  # level 1's ticket and reinit, side by side
