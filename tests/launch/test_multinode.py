@@ -392,12 +392,13 @@ def test_a_node_lost_mid_run_is_survived_with_the_same_ticket(cluster):
 
 def test_a_node_cut_off_for_30_s_mid_run_is_survived_with_the_same_ticket(cluster):
     """Node b's link down for 30 s while level 0 trains a rank there, then up: the lottery ends
-    with the masks and weights of the uninterrupted one. Two endings, both seen here: the link
+    with the masks and weights of the uninterrupted one. Three endings, all seen here: the link
     returns before Ray's health checks declare node b dead, and the ranks' connections simply
-    resume; or node b is declared dead, and Ray Train starts the worker group again without it
-    (one of `scaling.max_failures`; where that lands varies, as the ranks talk again for a
-    moment after the link returns, before node b's raylet hears it was declared dead). Last in
-    the module: node b's Ray may stay down."""
+    resume; node b is declared dead, and Ray Train starts the worker group again without it (one
+    of `scaling.max_failures`; where that lands varies, as the ranks talk again for a moment after
+    the link returns, before node b's raylet hears it was declared dead); or the level finishes
+    over the returned link and node b is declared dead only while its group shuts down, which logs
+    the dead actor and starts no group again. Last in the module: node b's Ray may stay down."""
     packed = cluster.lottery("pack")
     worker = cluster.on()[1]
 
@@ -411,5 +412,5 @@ def test_a_node_cut_off_for_30_s_mid_run_is_survived_with_the_same_ticket(cluste
     code, output, layout = cluster.interrupted("cut", [(KEYS[0], cut_node_b)])
     assert code == 0, output[-5000:]
     declared_dead = "health check failed due to missing too many heartbeats" in output
-    assert output.count("Started training worker group") == 1 + declared_dead, output[-5000:]
+    assert 1 <= output.count("Started training worker group") <= 1 + declared_dead, output[-5000:]
     assert_same_results(layout, packed.layout)
