@@ -12,6 +12,7 @@ the first node, workers on the others) and by the tests' Ray head.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -57,7 +58,14 @@ def ray_executable() -> str:
 
 
 def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1")
+    """Whether ``host`` (a name or an address) is this machine's loopback: ``localhost``, any
+    of 127.0.0.0/8 (Debian's /etc/hosts maps a machine's own name to 127.0.1.1) or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def environment(token: Path, loopback: bool) -> dict[str, str]:

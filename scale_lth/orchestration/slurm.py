@@ -28,6 +28,7 @@ import submitit
 
 from scale_lth.config import Config
 from scale_lth.console import say
+from scale_lth.errors import UserError
 from scale_lth.orchestration.ray_auth import create_token, use_token
 from scale_lth.orchestration.ray_cluster import (
     LOOPBACK_ONLY,
@@ -110,11 +111,7 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         gpus = _gpus_on_this_node()
         nodes = len(environment.hostnames)
         # A one-node allocation keeps Ray on loopback; several nodes need their addresses.
-        host = (
-            "127.0.0.1"
-            if nodes == 1
-            else socket.gethostbyname(environment.hostnames[environment.node])
-        )
+        host = "127.0.0.1" if nodes == 1 else node_address(environment.hostnames, environment.node)
         files.stop_leftovers(environment.node)
         if environment.node == 0:
             return self._lead(files, host, cpus, gpus, nodes)
@@ -163,6 +160,27 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(
             ExperimentTask(self.command, self.overrides, self.options)
         )
+
+
+def node_address(hostnames: list[str], node: int) -> str:
+    """The address the other nodes of the allocation reach node ``node`` at: its name's, unless
+    that is loopback (as where /etc/hosts maps a machine's own name to 127.0.1.1, Debian's
+    default); then that of its interface toward the next node (the route a UDP socket picks;
+    nothing is sent)."""
+    own = socket.gethostbyname(hostnames[node])
+    if not is_loopback(own):
+        return own
+    peer_name = hostnames[(node + 1) % len(hostnames)]
+    peer = socket.gethostbyname(peer_name)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((peer, 9))
+        address = probe.getsockname()[0]
+    if is_loopback(address):
+        raise UserError(
+            f"the nodes {hostnames[node]} and {peer_name} both resolve to loopback on "
+            f"{hostnames[node]}: map each node's name to its cluster address (/etc/hosts or DNS)"
+        )
+    return address
 
 
 @dataclass(frozen=True)

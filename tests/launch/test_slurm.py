@@ -14,7 +14,6 @@ from scale_lth.orchestration.slurm import ExperimentTask, executor
 from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
-from tests.same_results import assert_same_results
 from tests.test_bad_input import documented, matches
 from tests.waiting import wait_for
 
@@ -24,17 +23,16 @@ SMOKE = str(CONFIGS / "smoke.yaml")
 
 
 def overrides(folder, slurm_cluster, mlflow_server, *more):
-    """Where a task writes, which services it uses, and a run long enough to interrupt (one
-    level: the dense network, then level 1's ticket and baselines). A task takes one CPU and
-    trains on one worker, so that two tasks (the sweep's array, the graph's ticket and
-    baseline after level 0) run side by side on the cluster's node, as on a user's."""
+    """Where a task writes, which services it uses, and one level (the dense network, then
+    level 1's ticket and reinit). A task takes one CPU and trains on one worker, so that the
+    sweep's two tasks run side by side on the cluster's node, as on a user's. (A requeued task
+    is tested on two nodes: tests/launch/test_slurm_multinode.py.)"""
     return [
         f"output_root={folder / 'results'}",
         f"data_root={folder / 'data'}",
         f"tracking.uri={mlflow_server.uri}",
-        "training.duration=200it",
-        "training.checkpoint_every=25it",
         "pruning.levels=1",
+        "baselines.branches=[reinit]",
         f"launcher.log_dir={folder / 'logs'}",
         f"launcher.partition={slurm_cluster.partition}",
         "launcher.cpus_per_task=1",
@@ -76,12 +74,12 @@ def test_a_sweep_array_finishes_every_task_and_logs_to_the_mlflow_server(sweep, 
     for seed in (0, 1):
         config = load(SMOKE, [*arguments, f"seed={seed}"])
         layout = Layout(config.experiment_dir)
-        assert len(layout.finished()) == 1 + 4
+        assert len(layout.finished()) == 1 + 2
         runs = client.search_runs(
             [experiment.experiment_id],
             f"tags.experiment_hash = '{config.hash}' and tags.run_kind != 'curve'",
         )
-        assert len(runs) == 1 + 1 + 4  # the trunk's parent run and one run per level+branch
+        assert len(runs) == 1 + 1 + 2  # the trunk's parent run and one run per level+branch
         assert all(run.info.status == "FINISHED" for run in runs)
         ticket = next(
             r
@@ -150,55 +148,15 @@ def test_a_cancelled_task_shows_cancelled_and_leaves_no_ray_behind(
     wait_for(lambda: not alive(pids), 30, "the Ray processes to stop")
 
 
-def start_now_once_requeued(job, env) -> None:
-    """SLURM holds a requeued job back for a while (pending on its BeginTime), on a user's
-    cluster as here; the test lets it start at once rather than wait that out."""
-
-    def reason() -> str:
-        listed = subprocess.run(["squeue", "-h", "-j", job.job_id, "-o", "%r"], env=env,
-                                capture_output=True, text=True, check=True)  # fmt: skip
-        return listed.stdout.strip()
-
-    wait_for(lambda: reason() == "BeginTime", 120, "the requeued job to wait for its start")
-    update = ["scontrol", "update", f"JobId={job.job_id}", "StartTime=now"]
-    subprocess.run(update, env=env, check=True)
-
-
-def test_a_requeued_task_resumes_from_its_checkpoint(sweep, slurm_cluster, mlflow_server, tmp_path):
-    """`scontrol requeue` in the middle of level 1: the task starts again, continues the run it
-    was training from its last checkpoint, and ends with the masks and weights of the sweep's
-    uninterrupted seed-0 task."""
-    swept_folder, swept_arguments, _ = sweep
-    arguments = overrides(tmp_path, slurm_cluster, mlflow_server, "seed=0")
-    layout = Layout(load(SMOKE, arguments).experiment_dir)
-    job = executor(load(SMOKE, arguments), "slurm").submit(
-        ExperimentTask(["lottery", SMOKE], arguments, ["--quiet"])
-    )
-    checkpoint = layout.run_dir(RunKey(0, 1)) / "resume.json"
-    wait_for(checkpoint.is_file, 600, "a checkpoint of level 1")
-    subprocess.run(["scontrol", "requeue", job.job_id], env=slurm_cluster.env, check=True)
-    start_now_once_requeued(job, slurm_cluster.env)
-    job.result()
-    # the run in progress when the requeue landed (level 1's ticket, or the run after it when
-    # the ticket's last steps won the race) went on from its checkpoint, not from zero
-    resumed = [layout.read_metrics(key)["resumed_from"] for key in layout.finished()]
-    resumed = [step for step in resumed if step is not None]
-    assert len(resumed) == 1 and resumed[0] >= 25
-    assert len(layout.finished()) == 1 + 4
-    assert_same_results(layout, Layout(load(SMOKE, [*swept_arguments, "seed=0"]).experiment_dir))
-
-    def attempts() -> list[str]:
-        accounting = subprocess.run(
-            ["sacct", "-j", job.job_id, "--duplicates", "--noheader", "-X", "--format=State"],
-            env=slurm_cluster.env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        return accounting.stdout.split()
-
-    wait_for(lambda: attempts() == ["REQUEUED", "COMPLETED"], 60, "both attempts in sacct")
+def every_job(slurm_cluster) -> list[str]:
+    """Every job the cluster's accounting has ever had."""
+    listed = slurm_cluster.run("sacct", "-n", "-X", "-a", "-S", "2000-01-01", "-o", "JobIDRaw")
+    return listed.stdout.split()
 
 
 def test_an_unknown_partition_is_refused_before_anything_is_submitted(slurm_cluster, tmp_path):
     logs = tmp_path / "logs"
+    before = every_job(slurm_cluster)
     result = subprocess.run(
         [sys.executable, str(ROOT / "jobs" / "smoke_sweep.py"), "launcher.partition=nope",
          f"launcher.log_dir={logs}", f"output_root={tmp_path / 'results'}"],
@@ -210,5 +168,4 @@ def test_an_unknown_partition_is_refused_before_anything_is_submitted(slurm_clus
     assert matches(documented()["unknown-slurm-partition"], line.removeprefix("error: ")), line
     assert "debug" in line  # the partitions it has
     assert not logs.exists() and not (tmp_path / "results").exists()
-    queue = subprocess.run(["squeue", "-h"], env=slurm_cluster.env, capture_output=True, text=True)
-    assert queue.stdout.strip() == ""
+    assert every_job(slurm_cluster) == before

@@ -3,8 +3,9 @@ and accounting on the controller, a slurmd on each node).
 
 A sweep of two-node tasks: each task's first node starts a Ray head, the second joins it, the
 lottery's DDP groups train with a rank on each node, the jobs end COMPLETED in the accounting,
-and no Ray process is left on either node. The graph launcher's one-node jobs run on whichever
-node SLURM gives them, after the jobs they need, and end with the sweep's masks and weights."""
+and no Ray process is left on either node. A two-node task requeued mid-level resumes from its
+checkpoint. The graph launcher's one-node jobs run on whichever node SLURM gives them, after
+the jobs they need. Each ends with the sweep's masks and weights."""
 
 import re
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 import submitit
 
 from scale_lth.config import load
-from scale_lth.results import Layout
+from scale_lth.orchestration.slurm import ExperimentTask, executor
+from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
 from tests.same_results import assert_same_results
 from tests.services.nodes import Nodes, require_namespaces
@@ -43,11 +45,14 @@ def cluster(tmp_path_factory):
 
 
 def overrides(folder, data, slurm, *more: str) -> list[str]:
-    """One level (the dense network, level 1's ticket and reinit), two ranks, no tracking."""
+    """One level (the dense network, level 1's ticket and reinit), two ranks, no tracking,
+    runs long enough to interrupt."""
     return [
         f"data.path={data}",
         f"output_root={folder / 'results'}",
         "tracking.enabled=false",
+        "training.duration=200it",
+        "training.checkpoint_every=25it",
         "pruning.levels=1",
         "baselines.branches=[reinit]",
         f"launcher.log_dir={folder / 'logs'}",
@@ -97,9 +102,48 @@ def test_a_sweep_of_two_node_tasks_trains_across_the_nodes_and_leaves_no_ray(clu
     assert len(jobs) == 2
     wait_for(lambda: accounted(slurm, jobs, "State") == ["COMPLETED"] * 2, 60, "COMPLETED")
     assert accounted(slurm, jobs, "NodeList") == ["node-a,node-b"] * 2
+    wait_until_only_slurm_runs(nodes, slurm)
+
+
+def wait_until_only_slurm_runs(nodes, slurm) -> None:
+    """No process of a job (its Ray above all) is left on any node."""
     daemons = set(slurm.pids.values())
     for node in nodes:
         wait_for(lambda node=node: set(node.pids()) <= daemons, 30, f"{node.hostname} emptied")
+
+
+def test_a_requeued_two_node_task_resumes_from_its_checkpoint(cluster, sweep, digits_dir, tmp_path):
+    """`scontrol requeue` in the middle of level 1: both nodes' tasks start again as attempt 1
+    (a new head and token under the attempt's number, joined by the second node), the run in
+    progress continues from its last checkpoint, and the task ends with the masks and weights of
+    the sweep's uninterrupted seed-0 task, leaving no Ray behind."""
+    nodes, slurm = cluster
+    swept, _ = sweep
+    arguments = overrides(tmp_path, digits_dir, slurm, *TWO_NODES, "seed=0")
+    config = load(SMOKE, arguments)
+    layout = Layout(config.experiment_dir)
+    job = executor(config, "slurm").submit(
+        ExperimentTask(["lottery", SMOKE], arguments, ["--quiet"])
+    )
+    checkpoint = layout.run_dir(RunKey(0, 1)) / "resume.json"
+    wait_for(checkpoint.is_file, 600, "a checkpoint of level 1")
+    slurm.requeue_and_start_now(job.job_id)
+    summary, follower = job.results()  # the first node's task leads, the second's follows
+    assert follower == {}
+    assert summary["nodes"] == 2 and summary["head"].split(":")[0] == nodes[0].address
+    # the run in progress when the requeue landed (level 1's ticket, or the run after it when
+    # the ticket's last steps won the race) went on from its checkpoint, not from zero
+    resumed = [layout.read_metrics(key)["resumed_from"] for key in layout.finished()]
+    resumed = [step for step in resumed if step is not None]
+    assert len(resumed) == 1 and resumed[0] >= 25
+    assert len(layout.finished()) == 3
+    assert_same_results(layout, Layout(load(SMOKE, [*swept, "seed=0"]).experiment_dir))
+    coordination = sorted(path.name for path in job.paths.folder.glob(f"{job.job_id}_*_ray_*"))
+    attempt = f"{job.job_id}_1_ray_"
+    assert coordination == [f"{attempt}done", f"{attempt}head", f"{attempt}token"]
+    both = ["REQUEUED", "COMPLETED"]
+    wait_for(lambda: slurm.attempts(job.job_id) == both, 60, "both attempts in sacct")
+    wait_until_only_slurm_runs(nodes, slurm)
 
 
 def test_the_graph_launchers_jobs_run_where_slurm_puts_them_after_what_they_need(

@@ -12,9 +12,11 @@ what a killed test run left is recognised (its pid is gone) and removed by the n
 A command runs "on" a node through ``Node.command``: ``ip netns exec`` (which also binds the
 node's ``/etc/netns/<namespace>/hosts`` over ``/etc/hosts`` for it), then ``unshare --uts``
 with the node's hostname, so the command and every process it starts (daemons included) see
-the node's network, name and hosts file. Two kinds of names: ``hostnames="own"`` gives each
-node its own hostname resolving to its address; ``"shared"`` gives every node the same
-hostname resolving to 127.0.0.1, as on machines whose hostname maps to loopback.
+the node's network, name and hosts file. Three kinds of names: ``hostnames="own"`` gives each
+node its own hostname resolving to its address; ``"debian"`` gives each node its own hostname,
+which on that node resolves to 127.0.1.1 (as Debian's installer writes /etc/hosts) and on the
+others to its address; ``"shared"`` gives every node the same hostname resolving to 127.0.0.1,
+as on machines whose hostname maps to loopback.
 
 With ``controller=True`` the host itself joins the bridge at ``CONTROLLER_ADDRESS`` (named
 ``CONTROLLER`` in the nodes' hosts files), as a cluster's controller machine: daemons on the
@@ -155,7 +157,10 @@ class Nodes:
     ends. One set at a time per process (its names hold the pid)."""
 
     def __init__(
-        self, count: int, hostnames: Literal["own", "shared"] = "own", controller: bool = False
+        self,
+        count: int,
+        hostnames: Literal["own", "debian", "shared"] = "own",
+        controller: bool = False,
     ) -> None:
         if not 1 <= count <= 26:
             raise ValueError("between 1 and 26 nodes")
@@ -165,7 +170,7 @@ class Nodes:
         self.nodes = [
             Node(
                 namespace=f"{self.tag}{letter}",
-                hostname=f"node-{letter}" if hostnames == "own" else SHARED_HOSTNAME,
+                hostname=SHARED_HOSTNAME if hostnames == "shared" else f"node-{letter}",
                 address=str(addresses[i]),
             )
             for i, letter in enumerate("abcdefghijklmnopqrstuvwxyz"[:count])
@@ -193,12 +198,18 @@ class Nodes:
     def __getitem__(self, index: int) -> Node:
         return self.nodes[index]
 
-    def _hosts_file(self) -> str:
+    @property
+    def own_names(self) -> bool:
+        """Whether each node has a hostname of its own."""
+        return self.hostnames != "shared"
+
+    def _hosts_file(self, seen_from: Node) -> str:
         lines = ["127.0.0.1 localhost"]
-        if self.hostnames == "own":
-            lines += [f"{node.address} {node.hostname}" for node in self.nodes]
-        else:
+        if self.hostnames == "shared":
             lines[0] += f" {SHARED_HOSTNAME}"
+        for node in self.nodes if self.own_names else ():
+            on_loopback = self.hostnames == "debian" and node is seen_from
+            lines.append(f"{'127.0.1.1' if on_loopback else node.address} {node.hostname}")
         if self.controller:
             lines.append(f"{CONTROLLER_ADDRESS} {CONTROLLER}")
         return "\n".join(lines) + "\n"
@@ -222,7 +233,7 @@ class Nodes:
             _ip(*inside, "link", "set", "lo", "up")
             files = NETNS_FILES / node.namespace
             files.mkdir(parents=True, exist_ok=True)
-            (files / "hosts").write_text(self._hosts_file())
+            (files / "hosts").write_text(self._hosts_file(node))
             # no name server: a name not in the hosts file fails at once, asking nobody
             (files / "resolv.conf").write_text("")
 

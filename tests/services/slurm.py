@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from scale_lth.orchestration.ray_cluster import free_port, free_ports
+from tests.waiting import wait_for
 
 CLUSTER_NAME = "lth"
 START_TIMEOUT_S = 120
@@ -266,6 +267,23 @@ class SlurmCluster:
             env=self.env, capture_output=True, text=True,
         )  # fmt: skip
         return state.stdout.strip() == "idle"
+
+    def requeue_and_start_now(self, job_id: str) -> None:
+        """``scontrol requeue`` the job, then let it start again at once: SLURM holds a requeued
+        job back for a while (pending on its BeginTime), on a user's cluster as here."""
+        self.run("scontrol", "requeue", job_id)
+
+        def reason() -> str:
+            return self.run("squeue", "-h", "-j", job_id, "-o", "%r").stdout.strip()
+
+        wait_for(lambda: reason() == "BeginTime", 120, "the requeued job to wait for its start")
+        self.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+
+    def attempts(self, job_id: str) -> list[str]:
+        """The accounting's state of each attempt of the job, in order."""
+        listed = self.run("sacct", "-j", job_id, "--duplicates", "--noheader", "-X",
+                          "--format=State")  # fmt: skip
+        return listed.stdout.split()
 
     def cancel_jobs(self) -> None:
         """Cancel every job and wait (a bounded time) until none is left, so that no job step

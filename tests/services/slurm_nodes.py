@@ -21,7 +21,7 @@ class NamespacedSlurm(SlurmCluster):
     controller = (CONTROLLER, CONTROLLER_ADDRESS)
 
     def __init__(self, folder: Path, nodes: Nodes, cpus: int) -> None:
-        if not nodes.controller or nodes.hostnames != "own":
+        if not nodes.controller or not nodes.own_names:
             raise ValueError("SLURM's nodes need the controller's address and names of their own")
         super().__init__(folder)
         self.nodes = list(nodes)

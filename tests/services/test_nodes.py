@@ -14,13 +14,13 @@ from tests.services.nodes import Nodes, require_namespaces
 
 pytestmark = [pytest.mark.integration]
 
-# A node's view of itself: hostname, what the hostname resolves to, and the address of a TCP
-# connection it makes to the address given.
+# A node's view: its hostname, what that resolves to, what the peer's hostname resolves to,
+# and the address of a TCP connection it makes to the peer's address.
 VIEW = """
 import socket, sys
 with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10) as peer:
     print(socket.gethostname(), socket.gethostbyname(socket.gethostname()),
-          peer.getsockname()[0])
+          socket.gethostbyname(sys.argv[3]), peer.getsockname()[0])
 """
 SERVE_ONCE = """
 import socket
@@ -45,7 +45,9 @@ def view_from(node, peer) -> list[str]:
     )
     try:
         assert server.stdout.readline().strip() == "listening"
-        result = node.run([sys.executable, "-c", VIEW, peer.address, "5000"], timeout=60)
+        result = node.run(
+            [sys.executable, "-c", VIEW, peer.address, "5000", peer.hostname], timeout=60
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout.split()
     finally:
@@ -53,16 +55,21 @@ def view_from(node, peer) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "hostnames, names, resolved",
-    [("own", ["node-a", "node-b"], "own"), ("shared", ["twin", "twin"], "127.0.0.1")],
+    "hostnames, names, own, peers",  # what a node's own name and its peer's resolve to there
+    [
+        ("own", ["node-a", "node-b"], "address", "address"),
+        ("debian", ["node-a", "node-b"], "127.0.1.1", "address"),
+        ("shared", ["twin", "twin"], "127.0.0.1", "127.0.0.1"),
+    ],
 )
-def test_nodes_reach_each_other_by_address_under_their_own_hostnames(hostnames, names, resolved):
+def test_nodes_reach_each_other_by_address_under_their_own_hostnames(hostnames, names, own, peers):
     with Nodes(2, hostnames) as nodes:
         a, b = nodes
         for node, peer, name in [(a, b, names[0]), (b, a, names[1])]:
-            hostname, address, source = view_from(node, peer)
+            hostname, address, peer_address, source = view_from(node, peer)
             assert hostname == name
-            assert address == (node.address if resolved == "own" else resolved)
+            assert address == (node.address if own == "address" else own)
+            assert peer_address == (peer.address if peers == "address" else peers)
             assert source == node.address  # it reached the peer from its own address
     assert nodes.leftovers() == []
 
