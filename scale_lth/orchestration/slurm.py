@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,7 +162,7 @@ class ExperimentTask(submitit.helpers.Checkpointable):
         )
 
 
-def node_address(hostnames: list[str], node: int) -> str:
+def node_address(hostnames: Sequence[str], node: int) -> str:
     """The address the other nodes of the allocation reach node ``node`` at: its name's, unless
     that is loopback (as where /etc/hosts maps a machine's own name to 127.0.1.1, Debian's
     default); then that of its interface toward the next node (the route a UDP socket picks;

@@ -1,18 +1,16 @@
 """Launching on a real single-node SLURM cluster (slurmctld, slurmd, slurmdbd, MariaDB, munge)
 through submitit, each task running a Ray cluster inside its allocation, logging to a real
-MLflow server."""
+MLflow server: a failing task, a cancelled one, an unknown partition. Sweeps, a requeue and
+the graph launcher run on a SLURM cluster of two nodes (tests/launch/test_slurm_multinode.py)."""
 
 import json
 import subprocess
 import sys
 
 import pytest
-from mlflow import MlflowClient
 
 from scale_lth.config import load
 from scale_lth.orchestration.slurm import ExperimentTask, executor
-from scale_lth.pruning import Mask
-from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
 from tests.test_bad_input import documented, matches
 from tests.waiting import wait_for
@@ -24,9 +22,7 @@ SMOKE = str(CONFIGS / "smoke.yaml")
 
 def overrides(folder, slurm_cluster, mlflow_server, *more):
     """Where a task writes, which services it uses, and one level (the dense network, then
-    level 1's ticket and reinit). A task takes one CPU and trains on one worker, so that the
-    sweep's two tasks run side by side on the cluster's node, as on a user's. (A requeued task
-    is tested on two nodes: tests/launch/test_slurm_multinode.py.)"""
+    level 1's ticket and reinit), on one CPU and one worker."""
     return [
         f"output_root={folder / 'results'}",
         f"data_root={folder / 'data'}",
@@ -45,67 +41,6 @@ def overrides(folder, slurm_cluster, mlflow_server, *more):
 def state(job) -> str:
     """The job's accounting state now (``job.state`` refreshes only every ~30 s)."""
     return job.get_info(mode="force").get("State", "UNKNOWN")
-
-
-@pytest.fixture(scope="module")
-def sweep(slurm_cluster, mlflow_server, tmp_path_factory):
-    """jobs/smoke_sweep.py --wait: a job array of two tasks (seeds 0 and 1)."""
-    folder = tmp_path_factory.mktemp("sweep")
-    arguments = overrides(folder, slurm_cluster, mlflow_server)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "smoke_sweep.py"), "--wait", *arguments],
-        cwd=folder,
-        env=slurm_cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    return folder, arguments, result
-
-
-def test_a_sweep_array_finishes_every_task_and_logs_to_the_mlflow_server(sweep, mlflow_server):
-    folder, arguments, result = sweep
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "2 of 2 tasks done" in result.stdout
-    job_ids = [line.split()[0] for line in result.stdout.splitlines() if "seed=" in line][:2]
-    assert len({job_id.split("_")[0] for job_id in job_ids}) == 1  # one array
-    client = MlflowClient(mlflow_server.uri)
-    experiment = client.get_experiment_by_name("smoke")
-    for seed in (0, 1):
-        config = load(SMOKE, [*arguments, f"seed={seed}"])
-        layout = Layout(config.experiment_dir)
-        assert len(layout.finished()) == 1 + 2
-        runs = client.search_runs(
-            [experiment.experiment_id],
-            f"tags.experiment_hash = '{config.hash}' and tags.run_kind != 'curve'",
-        )
-        assert len(runs) == 1 + 1 + 2  # the trunk's parent run and one run per level+branch
-        assert all(run.info.status == "FINISHED" for run in runs)
-        ticket = next(
-            r
-            for r in runs
-            if r.data.tags.get("level") == "1" and r.data.tags.get("branch") == "main"
-        )
-        downloaded = client.download_artifacts(ticket.info.run_id, "mask.pt", str(folder))
-        assert Mask.load(downloaded) == Mask.load(layout.mask_path(RunKey(0, 1)))
-
-
-def test_a_one_node_job_starts_ray_inside_and_trains_with_two_workers(
-    slurm_cluster, mlflow_server, tmp_path
-):
-    more = [f"launcher.cpus_per_task={slurm_cluster.cpus}", "scaling.num_workers=2",
-            "scaling.parallelism=ddp", "tracking.enabled=false"]  # fmt: skip
-    arguments = overrides(tmp_path, slurm_cluster, mlflow_server, *more)
-    job = executor(load(SMOKE, arguments), "slurm").submit(
-        ExperimentTask(["train", SMOKE], arguments, ["--quiet"])
-    )
-    summary = job.result()
-    assert summary["nodes"] == 1 and summary["head"].startswith("127.0.0.1:")
-    log = job.paths.stdout.read_text() + job.paths.stderr.read_text()
-    assert f"Ray head at {summary['head']}" in log
-    assert "Started training worker group of size 2" in log
-    assert Layout(load(SMOKE, arguments).experiment_dir).is_done(RunKey(0, 0))
-    wait_for(lambda: state(job) == "COMPLETED", 30, "state COMPLETED")  # accounting lags
 
 
 def test_a_failing_task_reports_its_exception(slurm_cluster, mlflow_server, tmp_path):

@@ -2,10 +2,11 @@
 and accounting on the controller, a slurmd on each node).
 
 A sweep of two-node tasks: each task's first node starts a Ray head, the second joins it, the
-lottery's DDP groups train with a rank on each node, the jobs end COMPLETED in the accounting,
-and no Ray process is left on either node. A two-node task requeued mid-level resumes from its
-checkpoint. The graph launcher's one-node jobs run on whichever node SLURM gives them, after
-the jobs they need. Each ends with the sweep's masks and weights."""
+lottery's DDP groups train with a rank on each node and log to a real MLflow server on the
+controller, the jobs end COMPLETED in the accounting, and no Ray process is left on either
+node. A two-node task requeued mid-level resumes from its checkpoint. The graph launcher's
+one-node jobs (Ray on the node's loopback) run on whichever node SLURM gives them, after the
+jobs they need. Each ends with the sweep's masks and weights."""
 
 import re
 import subprocess
@@ -13,13 +14,16 @@ import sys
 
 import pytest
 import submitit
+from mlflow import MlflowClient
 
 from scale_lth.config import load
 from scale_lth.orchestration.slurm import ExperimentTask, executor
+from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
 from tests.conftest import CONFIGS, ROOT
 from tests.same_results import assert_same_results
-from tests.services.nodes import Nodes, require_namespaces
+from tests.services.mlflow_server import MlflowServer
+from tests.services.nodes import CONTROLLER_ADDRESS, Nodes, require_namespaces
 from tests.services.slurm_nodes import NamespacedSlurm
 from tests.waiting import wait_for
 
@@ -42,6 +46,13 @@ def cluster(tmp_path_factory):
                 patch.setenv("SLURM_CONF", str(slurm.conf))
                 patch.setattr(submitit.slurm.slurm.SlurmJob, "_results_timeout_s", 5)
                 yield list(nodes), slurm
+
+
+@pytest.fixture(scope="module")
+def tracking_server(cluster, tmp_path_factory):
+    """A real MLflow server on the controller's address on the nodes' bridge."""
+    with MlflowServer(tmp_path_factory.mktemp("mlflow"), host=CONTROLLER_ADDRESS) as server:
+        yield server
 
 
 def overrides(folder, data, slurm, *more: str) -> list[str]:
@@ -72,11 +83,13 @@ def launch(script: str, folder, slurm, arguments: list[str]) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def sweep(cluster, digits_dir, tmp_path_factory):
-    """jobs/smoke_sweep.py --wait with launcher.nodes=2: seeds 0 and 1."""
+def sweep(cluster, tracking_server, digits_dir, tmp_path_factory):
+    """jobs/smoke_sweep.py --wait with launcher.nodes=2, logging to the MLflow server: seeds 0
+    and 1."""
     nodes, slurm = cluster
     folder = tmp_path_factory.mktemp("sweep")
-    arguments = overrides(folder, digits_dir, slurm, *TWO_NODES)
+    tracked = ["tracking.enabled=true", f"tracking.uri={tracking_server.uri}"]
+    arguments = overrides(folder, digits_dir, slurm, *TWO_NODES, *tracked)
     return arguments, launch("smoke_sweep.py", folder, slurm, ["--wait", *arguments])
 
 
@@ -86,18 +99,33 @@ def accounted(slurm, jobs: list[str], field: str) -> list[str]:
     return listed.split()
 
 
-def test_a_sweep_of_two_node_tasks_trains_across_the_nodes_and_leaves_no_ray(cluster, sweep):
+def test_a_sweep_of_two_node_tasks_trains_across_the_nodes_and_leaves_no_ray(
+    cluster, sweep, tracking_server, tmp_path
+):
     nodes, slurm = cluster
     arguments, result = sweep
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "2 of 2 tasks done" in result.stdout
+    client = MlflowClient(tracking_server.uri)
+    experiment = client.get_experiment_by_name("smoke")
     for seed in (0, 1):
-        layout = Layout(load(SMOKE, [*arguments, f"seed={seed}"]).experiment_dir)
+        config = load(SMOKE, [*arguments, f"seed={seed}"])
+        layout = Layout(config.experiment_dir)
         assert len(layout.finished()) == 3  # level 0, level 1 and its reinit
         for key in layout.finished():
             ranks = layout.read_metrics(key)["ranks"]
             assert {rank["address"] for rank in ranks} == {node.address for node in nodes}
             assert sorted(rank["host"] for rank in ranks) == sorted(n.hostname for n in nodes)
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.experiment_hash = '{config.hash}' and tags.run_kind != 'curve'",
+        )
+        assert len(runs) == 1 + 3  # the trunk's parent run and one run per level and branch
+        assert all(run.info.status == "FINISHED" for run in runs)
+        ticket = next(r for r in runs if (r.data.tags.get("level"), r.data.tags.get("branch"))
+                      == ("1", "main"))  # fmt: skip
+        downloaded = client.download_artifacts(ticket.info.run_id, "mask.pt", str(tmp_path))
+        assert Mask.load(downloaded) == Mask.load(layout.mask_path(RunKey(0, 1)))
     jobs = [line.split()[0] for line in result.stdout.splitlines() if "DONE" in line]
     assert len(jobs) == 2
     wait_for(lambda: accounted(slurm, jobs, "State") == ["COMPLETED"] * 2, 60, "COMPLETED")
@@ -161,6 +189,7 @@ def test_the_graph_launchers_jobs_run_where_slurm_puts_them_after_what_they_need
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = [line.split()[0] for line in result.stdout.splitlines() if "--levels" in line]
     assert len(jobs) == 2 + 1  # two tickets, reinit at level 1
+    first = tmp_path / "logs" / jobs[0]
     for job in jobs[1:]:
         shown = slurm.run("scontrol", "show", "job", "-o", job).stdout
         assert re.search(rf"JobState=PENDING .*Dependency=afterok:{jobs[0]}\b", shown), shown
@@ -169,6 +198,9 @@ def test_the_graph_launchers_jobs_run_where_slurm_puts_them_after_what_they_need
     where = accounted(slurm, jobs, "NodeList")
     assert set(where) <= {node.hostname for node in nodes}
     assert where[1] != where[2]  # level 1's ticket and reinit, side by side
+    log = "".join(path.read_text() for path in sorted(first.glob(f"{jobs[0]}_0_log.*")))
+    assert "Ray head at 127.0.0.1:" in log  # one node: its Ray stays on loopback
+    assert "Started training worker group of size 2" in log
     layout = Layout(load(SMOKE, arguments).experiment_dir)
     assert len(layout.finished()) == 3
     for key in layout.finished():

@@ -1,4 +1,5 @@
-"""A real `mlflow server` on a free loopback port, for integration tests.
+"""A real `mlflow server` on a free port of loopback (or of the address given: the namespaced
+nodes' bridge, say), for integration tests.
 
 It runs with a SQLite backend store and proxied artifacts under one folder, in a session of
 its own (it starts uvicorn workers and job consumers); stopping kills every process of that
@@ -22,12 +23,13 @@ START_TIMEOUT_S = 120
 
 
 class MlflowServer:
-    def __init__(self, folder: Path, verb: str = "server") -> None:
+    def __init__(self, folder: Path, verb: str = "server", host: str = "127.0.0.1") -> None:
         """``verb``: ``server``, or ``ui`` (the command the README gives for the UI)."""
         self.folder = Path(folder)
         self.verb = verb
+        self.host = host
         self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
+        self.uri = f"http://{host}:{self.port}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "MlflowServer":
@@ -38,7 +40,7 @@ class MlflowServer:
                 str(Path(sys.executable).with_name("mlflow")),
                 self.verb,
                 "--host",
-                "127.0.0.1",
+                self.host,
                 "--port",
                 str(self.port),
                 "--backend-store-uri",
