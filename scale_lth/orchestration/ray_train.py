@@ -214,7 +214,7 @@ def fit(
     pool = ThreadPoolExecutor(groups)
     try:
         running = [
-            pool.submit(_group(config, {**shared, "group": str(i), "queue": queue}).fit)
+            pool.submit(group_trainer(config, {**shared, "group": str(i), "queue": queue}).fit)
             for i in range(groups)
         ]
         failed = _watch(running, queue, failure, len(graph), scaling.max_failures + 1)
@@ -240,7 +240,12 @@ def run_queue(graph: RunGraph, config: Config):
     return actor.remote(graph, config.experiment_dir)
 
 
-def _group(config: Config, loop_config: dict[str, Any]):
+def group_trainer(config: Config, loop_config: dict[str, Any]):
+    """One worker group's ``TorchTrainer``. Every retry is bounded by ``scaling.max_failures``:
+    a group whose workers or nodes failed, and a group that cannot start (Ray Train waits
+    RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S, 60 s by default, for room to place it, and by
+    default retries that without limit: a cluster that lost a node for good would wait for
+    ever)."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -260,7 +265,9 @@ def _group(config: Config, loop_config: dict[str, Any]):
         run_config=RunConfig(
             name=f"group{loop_config['group']}",
             storage_path=str((config.experiment_dir / "ray").resolve()),
-            failure_config=FailureConfig(max_failures=scaling.max_failures),
+            failure_config=FailureConfig(
+                max_failures=scaling.max_failures, controller_failure_limit=scaling.max_failures
+            ),
         ),
     )
 
