@@ -246,8 +246,9 @@ def group_trainer(config: Config, loop_config: dict[str, Any]):
     RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S, 60 s by default, for room to place it, and by
     default retries that without limit: a cluster that lost a node for good would wait for
     ever)."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+    from ray.train.v2.api.config import FailureConfig  # ray.train's, typed as Ray Train v2's
 
     from scale_lth.orchestration.process_group import NodeAddressTorchConfig
 
