@@ -239,8 +239,8 @@ class ScalingConfig:
     max_failures: int = option(
         2,
         "times Ray Train restarts lost workers or nodes, and tries again to start a group the "
-        "cluster has no room for (each try waits 60 s for room: RAY_TRAIN_WORKER_GROUP_START_"
-        "TIMEOUT_S)",
+        "cluster has no room for (each try waits 60 s for room: "
+        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S)",
         hashed=False,
         valid=at_least(0),
     )

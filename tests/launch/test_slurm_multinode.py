@@ -189,7 +189,6 @@ def test_the_graph_launchers_jobs_run_where_slurm_puts_them_after_what_they_need
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = [line.split()[0] for line in result.stdout.splitlines() if "--levels" in line]
     assert len(jobs) == 2 + 1  # two tickets, reinit at level 1
-    first = tmp_path / "logs" / jobs[0]
     for job in jobs[1:]:
         shown = slurm.run("scontrol", "show", "job", "-o", job).stdout
         assert re.search(rf"JobState=PENDING .*Dependency=afterok:{jobs[0]}\b", shown), shown
@@ -198,6 +197,7 @@ def test_the_graph_launchers_jobs_run_where_slurm_puts_them_after_what_they_need
     where = accounted(slurm, jobs, "NodeList")
     assert set(where) <= {node.hostname for node in nodes}
     assert where[1] != where[2]  # level 1's ticket and reinit, side by side
+    first = tmp_path / "logs" / jobs[0]  # level 0's job, alone on its node
     log = "".join(path.read_text() for path in sorted(first.glob(f"{jobs[0]}_0_log.*")))
     assert "Ray head at 127.0.0.1:" in log  # one node: its Ray stays on loopback
     assert "Started training worker group of size 2" in log
