@@ -53,10 +53,11 @@ demo: install
 	$(BIN)/scale-lth lottery configs/digits_lenet.yaml
 
 # Every test: those that start no process spread over every core (as `test-fast`), then the
-# integration tests one at a time (they start clusters and services of their own).
+# integration tests in two lanes side by side, each one test at a time (tests/conftest.py's
+# `lane`: the namespaced-node and SLURM tests, and the rest).
 test: install
 	$(BIN)/python -m pytest -m "not integration" -n auto
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest -m integration -n 2 --dist loadgroup
 
 # The tests that need no service, no Ray and no other process, spread over every core
 # (pytest-xdist): minutes, not the better part of an hour.

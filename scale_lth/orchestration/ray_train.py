@@ -37,7 +37,7 @@ from scale_lth.lottery.runner import Runner
 from scale_lth.lottery.steps import Steps
 from scale_lth.orchestration.failures import FailureFile
 from scale_lth.orchestration.ray_auth import create_token, require_client_token, use_token
-from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, is_loopback
+from scale_lth.orchestration.ray_cluster import LOOPBACK_ONLY, free_port, is_loopback
 from scale_lth.orchestration.run_queue import RunQueue, describe_status, turns
 from scale_lth.progress import Bar, BarFactory
 from scale_lth.results import Observer
@@ -136,14 +136,7 @@ def connect(config: Config) -> None:
 
     say(f"Connecting to Ray at {address}" if address else "Starting a local Ray on 127.0.0.1")
     if address is None:
-        # The dashboard serves the state API Ray Train's placement-group cleaner polls.
-        ray.init(
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            logging_level=logging.WARNING,
-            log_to_driver=True,
-            _node_ip_address="127.0.0.1",
-        )
+        _start_local(ray)
     else:
         passed = job_environment(address)
         ray.init(
@@ -169,6 +162,34 @@ def job_environment(address: str) -> dict[str, str]:
 
 def _host(address: str) -> str:
     return address.split("://")[-1].rsplit(":", 1)[0]
+
+
+def _start_local(ray) -> None:
+    """A Ray of this process's own on loopback (never a `ray start` cluster of the machine),
+    its GCS on a port chosen here and named in RAY_ADDRESS for the processes it starts (they
+    inherit this moment's environment): Ray Train's placement-group cleaner otherwise looks for
+    its cluster among the Ray instances of the machine and fails ("Found multiple active Ray
+    instances") where another runs there, a second lottery's for one. The dashboard serves the
+    state API the cleaner polls."""
+    port = free_port("127.0.0.1")
+    named = {"RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_GCS_SERVER_PORT": str(port)}
+    before = {name: os.environ.get(name) for name in named}
+    os.environ.update(named)
+    try:
+        ray.init(
+            address="local",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+            _node_ip_address="127.0.0.1",
+        )
+    finally:  # this process keeps its own (a later connect() reads RAY_ADDRESS)
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _use_local_token() -> None:

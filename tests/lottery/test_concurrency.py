@@ -1,7 +1,8 @@
 """A shared experiment folder with more than one writer: two `scale-lth lottery` invocations
 started together on one experiment, and `scale-lth sync` delivering over and over while they
 train, end with every run trained once (by whichever invocation held its lock) and bitwise
-equal to a lone invocation's, and MLflow holding each run once with every step once. Two worker
+equal to a lone invocation's, neither's Ray Train taking the other's local Ray for its own, and
+MLflow holding each run once with every step once. Two worker
 groups, one meeting an error that would recur, end in one line without retries, never a
 hang."""
 
@@ -45,8 +46,10 @@ def test_two_invocations_and_a_looping_sync_train_and_track_each_run_once(experi
     finally:
         for process in processes:
             stop_session(process)
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr[-3000:]
+        # each one's Ray Train found its own local Ray among the two on the machine
+        assert "Found multiple active Ray instances" not in stdout + stderr
     printed = "".join(stdout for stdout, _ in outputs)
     runs = [RunKey(0, 0), RunKey(0, 1), RunKey(0, 1, "reinit")]
     for key in runs:  # each trained once, by one of the two
