@@ -6,7 +6,8 @@ stream means removing c from every layer that writes into it (the stem, each blo
 convolution, a projection shortcut) and from every layer that reads it. A ``ChannelGroup`` is
 such a set: its producers (weights whose dim 0 holds the channels, with their biases), the
 BatchNorm layers normalising them, and its consumers (weights whose dim 1 reads them; after a
-flatten, each channel is ``per_channel`` input features in a row).
+flatten, each channel is ``per_channel`` input features in a row: the consumer's inputs over
+the group's channels).
 
 The groups are derived by tracing the model with ``torch.fx`` and following each tensor's
 channels through the operations listed here; any other operation on them is refused, so a new
@@ -17,12 +18,10 @@ classifier's classes) are never a group one could prune.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 # Operations that keep every channel where it is (elementwise, pooling, regularisation).
 KEEP_MODULES = (
@@ -88,24 +87,24 @@ class _Source:
 
 @dataclass(frozen=True)
 class _Flowing:
-    """What a tensor of the graph carries: its channels, and features per channel once flat."""
+    """What a tensor of the graph carries: its channels, and whether they were flattened (each
+    then a run of features, as many as the layer reading them says)."""
 
     source: _Source
-    per_channel: int = 1
+    flat: bool = False
 
 
-def channel_groups(model: nn.Module, example: torch.Tensor) -> list[ChannelGroup]:
+def channel_groups(model: nn.Module) -> list[ChannelGroup]:
     """The groups of ``model`` (an unwrapped network) whose channels may be pruned, in the order
-    of their first producer; ``example`` is an input batch of the shape it takes."""
+    of their first producer."""
     traced = fx.symbolic_trace(model)
-    ShapeProp(traced).propagate(example)
     modules = dict(traced.named_modules())
     flowing: dict[fx.Node, _Flowing] = {}
     order: list[_Source] = []
     not_prunable: list[_Source] = []
     for node in traced.graph.nodes:
         if node.op == "placeholder":
-            flowing[node] = _Flowing(_Source(channels=_shape(node)[1]))
+            flowing[node] = _Flowing(_Source(channels=_input_channels(model)))
             not_prunable.append(flowing[node].source)
         elif node.op == "output":
             (result,) = node.args
@@ -131,8 +130,10 @@ def channel_groups(model: nn.Module, example: torch.Tensor) -> list[ChannelGroup
     return groups
 
 
-def _shape(node: fx.Node) -> Sequence[int]:
-    return node.meta["tensor_meta"].shape
+def _input_channels(model: nn.Module) -> int:
+    """The channels of the model's input: those its first layer reads."""
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear))
+    return first.in_channels if isinstance(first, nn.Conv2d) else first.in_features
 
 
 def _input(node: fx.Node, flowing: dict[fx.Node, _Flowing]) -> _Flowing:
@@ -148,7 +149,10 @@ def _through_module(
         if isinstance(module, nn.Conv2d) and module.groups != 1:
             raise ValueError(f"cannot group channels through the grouped convolution {name}")
         read = _input(node, flowing)
-        read.source.root().consumers.append(Consumer(f"{name}.weight", read.per_channel))
+        channels, inputs = read.source.root().channels, module.weight.shape[1]
+        if inputs % channels or (inputs != channels and not read.flat):
+            raise ValueError(f"{name} reads {inputs} inputs from {channels} channels")
+        read.source.root().consumers.append(Consumer(f"{name}.weight", inputs // channels))
         bias = f"{name}.bias" if module.bias is not None else None
         made = _Source(
             channels=module.weight.shape[0], producers=[Producer(f"{name}.weight", bias)]
@@ -171,18 +175,14 @@ def _through_function(node: fx.Node, flowing: dict[fx.Node, _Flowing]) -> _Flowi
         return flowing[tensors[0]]
     if target in ADD_FUNCTIONS or target in ("add", "add_", "__iadd__"):
         first, second = (flowing[tensor] for tensor in tensors)
-        if first.per_channel != second.per_channel:
+        if first.flat != second.flat:
             raise ValueError(f"cannot group channels through the addition {node.name}")
         first.source.join(second.source)
         return first
     if target in FLATTEN_FUNCTIONS or target == "flatten":
         (tensor,) = tensors
         start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-        shape = _shape(tensor)
         if start != 1:
             raise ValueError(f"cannot group channels through a flatten from dim {start}")
-        features = 1
-        for size in shape[2:]:
-            features *= size
-        return _Flowing(flowing[tensor].source, flowing[tensor].per_channel * features)
+        return _Flowing(flowing[tensor].source, flat=True)
     raise ValueError(f"cannot group channels through {target} ({node.name})")

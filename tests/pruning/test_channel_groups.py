@@ -26,7 +26,7 @@ INPUTS = {  # a batch each model takes (small images: the grouping does not depe
 def groups_of(name: str) -> tuple[nn.Module, list[ChannelGroup]]:
     torch.manual_seed(0)
     model = build(name).eval()
-    return model, channel_groups(model, torch.zeros(INPUTS[name]))
+    return model, channel_groups(model)
 
 
 def test_resnet20_has_a_group_per_residual_stream_and_one_per_block_inside():
