@@ -5,7 +5,8 @@ every mask removes whole channels (each removed channel's rows and columns, noth
 each level removes exactly ceil(0.2 x the alive channels) of the lowest mean |weight| of its
 source level's trained weights (all together, or per group), never revives one and never
 empties a group (its best channel stays: ranked globally, whole layers of small weights go);
-reinit keeps the ticket's channels, random pruning as many per group, SNIP as many in total;
+reinit keeps the ticket's channels, random pruning as many per group, SNIP as many in total,
+Scratch-B trains for the dense network's multiply-accumulates over the compacted ticket's;
 pruned weights are exactly zero after training; and the trained ticket, compacted, computes
 what the masked network does."""
 
@@ -19,6 +20,7 @@ from scale_lth.driver import check
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.network import pruned_groups
 from scale_lth.lottery.runner import Runner
+from scale_lth.models.flops import multiply_accumulates, weight_uses
 from scale_lth.pruning import Mask
 from scale_lth.pruning.channels import kept_channels
 from scale_lth.pruning.compact import compact
@@ -41,7 +43,7 @@ def test_a_channel_lottery_removes_whole_channels_by_definition(name, datasets, 
     overrides = [
         *shrunk(path, datasets, tmp_path / "results"),
         "pruning.granularity=channel",
-        "baselines.branches=[reinit, random_prune, snip]",
+        "baselines.branches=[reinit, random_prune, snip, scratch_b]",
     ]
     config = load(path, overrides).resolved()
     assert config.pruning.layer_fractions == {}
@@ -94,6 +96,15 @@ def test_a_channel_lottery_removes_whole_channels_by_definition(name, datasets, 
         assert sum(p.numel() for p in smaller.parameters()) < sum(
             p.numel() for p in network.parameters()
         )
+        # Scratch-B's budget: the dense network's multiply-accumulates over the compacted one's
+        example = torch.zeros(1, *network_input(store))
+        dense = multiply_accumulates(network, weight_uses(network, example))
+        compacted = multiply_accumulates(smaller, weight_uses(smaller, example))
+        factor = min(dense / compacted, config.baselines.scratch_b_max_factor)
+        scratch_b = next(
+            k for k in layout.finished() if k.level == level and k.method == "scratch_b"
+        )
+        assert layout.read_metrics(scratch_b)["compute_factor"] == factor
         alive = kept
 
 
