@@ -134,3 +134,28 @@ def test_a_channel_silenced_in_only_some_of_its_stream_still_reaches_the_output(
     before = model(images)
     scramble_what_consumers_read(model, partial, 5)
     assert not torch.equal(model(images), before)
+
+
+@pytest.mark.parametrize(
+    "name, blocks, last, stems",
+    [("resnet18", 2, "conv2", ["conv1.weight"]), ("resnet50", [3, 4, 6, 3], "conv3", [])],
+)
+def test_torchvisions_resnets_have_a_group_per_stage_stream(name, blocks, last, stems):
+    """ResNet-18: the stem's output is stage 1's stream (basic blocks keep its width); ResNet-50:
+    every stage starts with a projection shortcut, and the stem is a group of its own."""
+    _, groups = groups_of(name)
+    counts = [blocks] * 4 if isinstance(blocks, int) else blocks
+    streams = [g for g in groups if len(g.producers) > 1]
+    assert len(streams) == 4
+    for stage, (stream, count) in enumerate(zip(streams, counts, strict=True), start=1):
+        projection = [] if stage == 1 and stems else [f"layer{stage}.0.downsample.0.weight"]
+        expected = [*(stems if stage == 1 else []), *projection,
+                    *(f"layer{stage}.{b}.{last}.weight" for b in range(count))]  # fmt: skip
+        assert sorted(p.weight for p in stream.producers) == sorted(expected), stage
+    inner = [g.producers[0].weight for g in groups if len(g.producers) == 1]
+    per_block = ["conv1"] if last == "conv2" else ["conv1", "conv2"]
+    expected_inner = [f"layer{s}.{b}.{c}.weight" for s, count in enumerate(counts, start=1)
+                      for b in range(count) for c in per_block]  # fmt: skip
+    if not stems:
+        expected_inner = ["conv1.weight", *expected_inner]
+    assert inner == expected_inner
