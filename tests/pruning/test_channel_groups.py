@@ -18,8 +18,8 @@ INPUTS = {  # a batch each model takes (small images: the grouping does not depe
     "conv6": (2, 3, 32, 32),
     "resnet20": (2, 3, 32, 32),
     "vgg19": (2, 3, 32, 32),
-    "resnet18": (2, 3, 64, 64),
-    "resnet50": (2, 3, 64, 64),
+    "resnet18": (2, 3, 32, 32),
+    "resnet50": (2, 3, 32, 32),
 }
 
 
