@@ -124,6 +124,7 @@ def check(config: Config, job: Job) -> Checked:
     preflight.check_data(config, planned)
     probe = build_network(config, planned, seed=0)
     preflight.check_levels(config, probe)
+    preflight.check_channels(config, probe)
     layout = Layout(config.experiment_dir)
     steps = Steps.of(config, planned.splits["train"])
     preflight.check_results(layout, job.keys(), probe, config, steps)

@@ -28,7 +28,7 @@ from scale_lth.config.hashing import non_default_values
 from scale_lth.data import DataInfo
 from scale_lth.data.info import info_path
 from scale_lth.errors import UserError
-from scale_lth.lottery.network import first_empty_level, pruned_names
+from scale_lth.lottery.network import first_empty_level, pruned_groups, pruned_names
 from scale_lth.lottery.steps import Steps, iterations_per_epoch, world_size
 from scale_lth.orchestration.ray_auth import require_client_token
 from scale_lth.orchestration.ray_train import worker_groups
@@ -277,6 +277,19 @@ def check_levels(config: Config, model: nn.Module) -> None:
             f"pruning.levels {config.pruning.levels} at pruning.fraction "
             f"{config.pruning.fraction}: level {level} would leave no weight in {where}; set "
             f"pruning.levels to at most {level - 1} or prune less per level"
+        )
+
+
+def check_channels(config: Config, model: nn.Module) -> None:
+    """Channel pruning by BatchNorm scale needs a BatchNorm over every pruned channel group."""
+    pruning = config.pruning
+    if pruning.granularity != "channel" or pruning.channel_score != "bn_gamma":
+        return
+    bare = next((group for group in pruned_groups(config, model) if not group.norms), None)
+    if bare is not None:
+        raise ConfigError(
+            f"pruning.channel_score bn_gamma: {config.model.name} has no BatchNorm over the "
+            f"channels of {bare.producers[0].weight}; use pruning.channel_score l1"
         )
 
 

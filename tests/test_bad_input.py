@@ -429,6 +429,9 @@ CASES = {
         f"tracking.uri=http://alice:s3cret@127.0.0.1:{free_port()}/"
     ),
     "fallback-unusable": prepare_fallback_unusable,
+    "channel-score-needs-batchnorm": lambda case: case.lottery(
+        "pruning.granularity=channel", "pruning.channel_score=bn_gamma"
+    ),
     "levels-leave-no-weight": lambda case: case.lottery(
         "pruning.levels=12", "pruning.fraction=0.9"
     ),

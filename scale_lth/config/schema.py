@@ -139,17 +139,34 @@ class PruningConfig:
         "iterative: level l prunes level l-1's trained weights; oneshot: level l prunes the "
         "dense network's trained weights straight to (1-p)^l (levels independent)",
     )
-    scope: Literal["global", "layer"] = option("global", "rank globally or within each layer")
+    granularity: Literal["weight", "channel"] = option(
+        "weight",
+        "weight: single weights; channel: whole output channels of convolutions and units of "
+        "linear layers, those tied by a residual addition together, never the classifier's "
+        "outputs",
+    )
+    channel_score: Literal["l1", "bn_gamma"] = option(
+        "l1",
+        "what ranks channels at granularity channel: l1: the mean |weight| of the channel's "
+        "rows; bn_gamma: the mean |gamma| of its BatchNorm layers (network slimming)",
+    )
+    scope: Literal["global", "layer"] = option(
+        "global", "rank globally or within each layer (at granularity channel: each group)"
+    )
     fraction: float = option(
         0.2, "fraction of the remaining weights removed per level", valid=interval(0, 1)
     )
     layer_fractions: dict[str, float] = option(
         {},
-        "per-layer rates: parameter-name pattern (fnmatch) -> fraction; first match wins",
+        "per-layer rates: parameter-name pattern (fnmatch) -> fraction; first match wins (at "
+        "granularity channel: a group's rate, matched against the weights writing it)",
         valid=interval(0, 1),
     )
     output_fraction: float | None = option(
-        None, "rate for the output layer; none: as the rest", valid=interval(0, 1)
+        None,
+        "rate for the output layer; none: as the rest (granularity weight only: channel pruning "
+        "never removes the classes)",
+        valid=interval(0, 1),
     )
     ignore: list[str] = option([], "parameter-name patterns never pruned (on top of the model's)")
     levels: int = option(

@@ -10,6 +10,8 @@ from torch import nn
 from scale_lth import models
 from scale_lth.config import Config, ConfigError
 from scale_lth.data import DataInfo
+from scale_lth.pruning.channel_groups import ChannelGroup, channel_groups
+from scale_lth.pruning.channels import masked_weights
 from scale_lth.pruning.magnitude import removal_count
 
 
@@ -53,19 +55,51 @@ def build_network(config: Config, info: DataInfo, seed: int) -> nn.Module:
 
 
 def pruned_names(config: Config, model: nn.Module) -> list[str]:
-    """The model's prunable weights, less those matching ``pruning.ignore``."""
-    return [
-        name
-        for name in models.prunable(model)
-        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in config.pruning.ignore)
-    ]
+    """The weights its masks cover: the model's prunable weights less those matching
+    ``pruning.ignore``; at channel granularity, every weight of the pruned channel groups."""
+    if config.pruning.granularity == "channel":
+        return masked_weights(pruned_groups(config, model))
+    return [name for name in models.prunable(model) if not _ignored(config, name)]
+
+
+def _ignored(config: Config, name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in config.pruning.ignore)
+
+
+def pruned_groups(config: Config, model: nn.Module) -> list[ChannelGroup]:
+    """The model's channel groups, less those with a producer matching ``pruning.ignore``."""
+    groups = channel_groups(models.unwrap(model))
+    return [g for g in groups if not any(_ignored(config, p.weight) for p in g.producers)]
+
+
+def group_rates(config: Config, groups: list[ChannelGroup]) -> list[float | None]:
+    """Each channel group's own rate: the first ``pruning.layer_fractions`` pattern matching
+    one of its producers, else ``pruning.fraction`` under ``scope: layer``; None: ranked with
+    the other groups."""
+    pruning = config.pruning
+    rates: list[float | None] = []
+    for group in groups:
+        producers = [producer.weight for producer in group.producers]
+        match = next(
+            (
+                rate
+                for pattern, rate in pruning.layer_fractions.items()
+                if any(fnmatch.fnmatchcase(name, pattern) for name in producers)
+            ),
+            None,
+        )
+        rates.append(match if match is not None else
+                     pruning.fraction if pruning.scope == "layer" else None)  # fmt: skip
+    return rates
 
 
 def first_empty_level(config: Config, model: nn.Module) -> tuple[int, str] | None:
     """The first level whose mask keeps no weight of a tensor pruned at its own rate, or of
     the tensors ranked together, with what it empties; None when every level keeps some. The
     counts are those pruning takes: ``ceil(rate * remaining)`` a level (one-shot masks are the
-    same cuts of level 0's weights)."""
+    same cuts of level 0's weights). Channel pruning never removes a group's last channel."""
+    if config.pruning.granularity == "channel":
+        return None
     sizes = {name: parameter.numel() for name, parameter in model.named_parameters()}
     rates = layer_rates(config, model)
     own = {name: sizes[name] for name in pruned_names(config, model) if name in rates}

@@ -11,10 +11,12 @@ from functools import cache
 import torch
 
 from scale_lth.lottery.graph import start_of_run
+from scale_lth.lottery.network import pruned_groups
 from scale_lth.lottery.steps import Steps
 from scale_lth.lottery.store import StartStore
 from scale_lth.models.flops import multiply_accumulates, weight_uses
-from scale_lth.pruning import Mask, random_prune, snip_prune
+from scale_lth.pruning import Mask, random_prune, snip_prune, snip_scores
+from scale_lth.pruning.channels import kept_channels, random_channels, top_channels
 from scale_lth.results import InstabilityRun, RunKey
 from scale_lth.training.schedule import Schedule
 
@@ -69,16 +71,33 @@ def _mask(
     ticket = store.ticket_mask(key)
     if kind == "ticket":
         return ticket if key.is_ticket else store.shared_mask(key, lambda: ticket)
+    channels = store.config.pruning.granularity == "channel"
+    groups = pruned_groups(store.config, store.probe) if channels else []
     if kind == "random":
-        return store.shared_mask(key, lambda: random_prune(ticket, seed=store.derived_seed(key)))
+
+        def random() -> Mask:  # per tensor, or per channel group, the ticket's count
+            seed = store.derived_seed(key)
+            if not channels:
+                return random_prune(ticket, seed=seed)
+            return store.channel_mask(groups, random_channels(kept_channels(ticket, groups), seed))
+
+        return store.shared_mask(key, random)
     init = store.init_weights(key.replicate)
 
     def choose() -> Mask:  # SNIP scores at the init weights, where the minibatches are
         model = store.network(init).to(store.session.device)
         inputs, targets = snip_batches()
-        return snip_prune(
-            model, inputs, targets, density=ticket.num_kept / ticket.num_total, names=list(ticket)
-        )
+        if not channels:
+            density = ticket.num_kept / ticket.num_total
+            return snip_prune(model, inputs, targets, density=density, names=list(ticket))
+        producers = [producer.weight for group in groups for producer in group.producers]
+        scores = snip_scores(model, inputs, targets, names=producers)
+        per_channel = [  # a channel's sensitivity: the sum over its rows in every producer
+            torch.stack([scores[p.weight].flatten(1).sum(dim=1) for p in group.producers]).sum(0)
+            for group in groups
+        ]
+        keep = sum(int(flags.sum()) for flags in kept_channels(ticket, groups))
+        return store.channel_mask(groups, top_channels(per_channel, keep))
 
     return store.shared_mask(key, choose)
 

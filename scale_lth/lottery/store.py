@@ -23,10 +23,23 @@ from scale_lth.console import say
 from scale_lth.data import DataInfo
 from scale_lth.lottery.graph import Reads
 from scale_lth.lottery.instability import choose_rewind
-from scale_lth.lottery.network import build_network, layer_rates, pruned_names
+from scale_lth.lottery.network import (
+    build_network,
+    group_rates,
+    layer_rates,
+    pruned_groups,
+    pruned_names,
+)
 from scale_lth.lottery.pruning import prune_level
 from scale_lth.lottery.steps import Steps
 from scale_lth.pruning import Mask
+from scale_lth.pruning.channel_groups import ChannelGroup
+from scale_lth.pruning.channels import (
+    channel_mask,
+    channel_scores,
+    kept_channels,
+    remove_channels,
+)
 from scale_lth.results import PATH, InstabilityRun, Layout, RunKey, instability_branch
 from scale_lth.storage import atomic_torch_save, atomic_write_json, load_json, load_torch
 from scale_lth.training.session import Session
@@ -152,5 +165,26 @@ class StartStore:
                 "diverged; lower training.lr or lengthen training.warmup, then delete that "
                 "run's folder to train it again"
             )
+        if self.config.pruning.granularity == "channel":
+            return self._cut_channels(weights, previous)
         rates = layer_rates(self.config, self.probe)
         return prune_level(weights, names, rates, self.config.pruning.fraction, previous)
+
+    def _cut_channels(self, weights: dict[str, torch.Tensor], previous: Mask | None) -> Mask:
+        """A level's channel mask: the lowest-scoring channels of the source level's weights
+        removed from those ``previous`` keeps."""
+        groups = pruned_groups(self.config, self.probe)
+        alive = (
+            kept_channels(previous, groups)
+            if previous is not None
+            else [torch.ones(group.channels, dtype=torch.bool) for group in groups]
+        )
+        pruning = self.config.pruning
+        scores = channel_scores(weights, groups, pruning.channel_score)
+        kept = remove_channels(scores, alive, pruning.fraction, group_rates(self.config, groups))
+        return self.channel_mask(groups, kept)
+
+    def channel_mask(self, groups: list[ChannelGroup], kept: list[torch.Tensor]) -> Mask:
+        """The weight mask of the network's channels ``kept`` (per group)."""
+        shapes = {name: parameter.shape for name, parameter in self.probe.named_parameters()}
+        return channel_mask(shapes, groups, kept)

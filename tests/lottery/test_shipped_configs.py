@@ -22,9 +22,7 @@ import torch
 from torch.nn.utils import prune
 
 from scale_lth import models
-from scale_lth.cli import main
 from scale_lth.config import load
-from scale_lth.data import DataInfo
 from scale_lth.driver import check
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.runner import Runner
@@ -33,30 +31,11 @@ from scale_lth.pruning import Mask
 from scale_lth.results import RunKey
 from scale_lth.training.session import Session
 from tests.conftest import CONFIGS
-from tests.formats import write_cifar, write_mnist, write_photo_imagefolder
 from tests.masks import assert_same_cut, everything, magnitudes_of
 from tests.runs import start_loss
 
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
 STEPS = 4  # each run's iterations: evaluated at 0, 2 and 4
-
-
-@pytest.fixture(scope="session")
-def datasets(tmp_path_factory, digits_dir) -> dict:
-    """Each dataset the configs name, written from its users' format by `scale-lth data`."""
-    root = tmp_path_factory.mktemp("formats")
-    write_mnist(root / "mnist-idx", train=300, test=60)
-    write_cifar(root / "cifar-10-batches-py", per_batch=20, test=10)
-    write_photo_imagefolder(root / "imagenet-jpeg")
-    written = {"digits": digits_dir}
-    for dataset, source in (("mnist", "mnist-idx"), ("cifar10", "cifar-10-batches-py"),
-                            ("imagenet", "imagenet-jpeg")):  # fmt: skip
-        out = root / dataset
-        command = ["data", "write", "--source", dataset if dataset != "imagenet" else "imagefolder"]
-        assert main([*command, "--root", str(root / source), "--out", str(out)]) == 0
-        written[dataset] = out
-    assert set(DataInfo.load(written["imagenet"]).splits) == {"train", "val", "test"}  # holdout
-    return written
 
 
 def shrunk(path, data: dict, output_root) -> list[str]:

@@ -1,0 +1,114 @@
+"""Channel-level lotteries in this process (as tests/lottery/test_shipped_configs.py runs
+configs), ResNet-20 on CIFAR-10 files (residual streams, BatchNorm, ranked globally) and LeNet
+on digits (linear units, ranked per layer), checked against the definitions from the files:
+every mask removes whole channels (each removed channel's rows and columns, nothing else);
+each level removes exactly ceil(0.2 x the alive channels) of the lowest mean |weight| of its
+source level's trained weights (all together, or per group), never revives one and never
+empties a group (its best channel stays: ranked globally, whole layers of small weights go);
+reinit keeps the ticket's channels, random pruning as many per group, SNIP as many in total,
+Scratch-B trains for the dense network's multiply-accumulates over the compacted ticket's;
+pruned weights are exactly zero after training; and the trained ticket, compacted, computes
+what the masked network does."""
+
+import math
+
+import pytest
+import torch
+
+from scale_lth.config import load
+from scale_lth.driver import check
+from scale_lth.lottery.job import Job
+from scale_lth.lottery.network import pruned_groups
+from scale_lth.lottery.runner import Runner
+from scale_lth.models.flops import multiply_accumulates, weight_uses
+from scale_lth.pruning import Mask
+from scale_lth.pruning.channels import kept_channels
+from scale_lth.pruning.compact import compact
+from scale_lth.results import RunKey
+from scale_lth.training.session import Session
+from tests.conftest import CONFIGS
+from tests.lottery.test_shipped_configs import shrunk
+
+LEVELS = 2
+
+
+def mean_magnitudes(weights, group) -> torch.Tensor:
+    rows = [weights[p.weight].abs().reshape(group.channels, -1) for p in group.producers]
+    return torch.cat(rows, dim=1).sum(dim=1) / sum(r.shape[1] for r in rows)
+
+
+@pytest.mark.parametrize("name", ["cifar10_resnet20", "digits_lenet"])
+def test_a_channel_lottery_removes_whole_channels_by_definition(name, datasets, tmp_path):
+    path = CONFIGS / f"{name}.yaml"
+    overrides = [
+        *shrunk(path, datasets, tmp_path / "results"),
+        "pruning.granularity=channel",
+        "baselines.branches=[reinit, random_prune, snip, scratch_b]",
+    ]
+    config = load(path, overrides).resolved()
+    assert config.pruning.layer_fractions == {}
+    job = Job([0], range(LEVELS + 1), [config.run_branch(m) for m in config.baselines.branches])
+    checked = check(config, job)
+    runner = Runner(checked.config, Session(), checked.steps)
+    runner.execute(job)
+    layout, store = checked.layout, runner.store
+    assert set(layout.finished()) == set(job.keys())
+    groups = pruned_groups(config, store.probe)
+    alive = [torch.ones(g.channels, dtype=torch.bool) for g in groups]
+    for level in range(1, LEVELS + 1):
+        ticket = Mask.load(layout.mask_path(RunKey(0, level)))
+        kept = kept_channels(ticket, groups)
+        assert ticket == store.channel_mask(groups, kept)  # whole channels, nothing else
+        assert all(flags.any() for flags in kept)  # never empties a group
+        assert not any((now & ~was).any() for now, was in zip(kept, alive, strict=True))
+        source = torch.load(layout.final_path(RunKey(0, level - 1)))
+        scores = [mean_magnitudes(source, group) for group in groups]
+        together = [range(len(groups))] if config.pruning.scope == "global" else [
+            [index] for index in range(len(groups))
+        ]  # fmt: skip
+        for members in together:
+            was = sum(int(alive[i].sum()) for i in members)
+            now = sum(int(kept[i].sum()) for i in members)
+            assert was - now == math.ceil(config.pruning.fraction * was), (level, members)
+            # the lowest scores go, passing over a group's last channel (its best one)
+            removed = torch.cat([scores[i][alive[i] & ~kept[i]] for i in members])
+            survived = torch.cat([scores[i][kept[i]] for i in members if kept[i].sum() > 1])
+            assert removed.max() <= survived.min(), (level, members)
+            for i in members:
+                if kept[i].sum() == 1:
+                    assert scores[i][kept[i]] == scores[i][alive[i]].max()
+        masks = {key.method: Mask.load(layout.mask_path(key))
+                 for key in layout.finished() if key.level == level}  # fmt: skip
+        assert masks["reinit"] == ticket
+        randomly = kept_channels(masks["random_prune"], groups)
+        assert [int(f.sum()) for f in randomly] == [int(f.sum()) for f in kept]
+        assert masks["random_prune"] != ticket
+        snipped = kept_channels(masks["snip"], groups)
+        assert sum(int(f.sum()) for f in snipped) == sum(int(f.sum()) for f in kept)
+        assert masks["snip"] == store.channel_mask(groups, snipped)
+        final = torch.load(layout.final_path(RunKey(0, level)))
+        assert all(not final[n][~ticket[n]].any() for n in ticket)  # exactly zero
+        network = store.network(final).eval()
+        smaller = compact(network, groups, kept).eval()
+        images = torch.randn(4, *network_input(store))
+        with torch.no_grad():
+            assert (smaller(images) - network(images)).abs().max() <= 1e-5
+        assert sum(p.numel() for p in smaller.parameters()) < sum(
+            p.numel() for p in network.parameters()
+        )
+        # Scratch-B's budget: the dense network's multiply-accumulates over the compacted one's
+        example = torch.zeros(1, *network_input(store))
+        dense = multiply_accumulates(network, weight_uses(network, example))
+        compacted = multiply_accumulates(smaller, weight_uses(smaller, example))
+        factor = min(dense / compacted, config.baselines.scratch_b_max_factor)
+        scratch_b = next(
+            k for k in layout.finished() if k.level == level and k.method == "scratch_b"
+        )
+        assert layout.read_metrics(scratch_b)["compute_factor"] == factor
+        alive = kept
+
+
+def network_input(store) -> tuple[int, ...]:
+    info = store.info
+    size = store.config.data.resolution or info.shape[1]
+    return (info.channels, size, size)
