@@ -53,11 +53,10 @@ demo: install
 	$(BIN)/scale-lth lottery configs/digits_lenet.yaml
 
 # Every test: those that start no process spread over every core (as `test-fast`), then the
-# integration tests in two lanes side by side, each one test at a time (tests/conftest.py's
-# `lane`: the namespaced-node and SLURM tests, and the rest).
+# integration tests one at a time (they start clusters and services of their own).
 test: install
 	$(BIN)/python -m pytest -m "not integration" -n auto
-	$(BIN)/python -m pytest -m integration -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -m integration
 
 # The tests that need no service, no Ray and no other process, spread over every core
 # (pytest-xdist): minutes, not the better part of an hour.
@@ -68,11 +67,13 @@ bench: install
 	$(BIN)/python bench/prune_and_step.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/schedule.py
+	$(BIN)/python bench/structured.py
 
 # On a machine with a CUDA device: the GPU tests alone, then the benchmarks on the GPU.
 gpu-check: install
 	CUBLAS_WORKSPACE_CONFIG=:4096:8 $(BIN)/python -m pytest -m gpu tests
 	$(BIN)/python bench/prune_and_step.py --device cuda --out bench/results-cuda.json
+	$(BIN)/python bench/structured.py --device cuda --out bench/results-cuda.json
 
 lint: install-python
 	$(BIN)/ruff check .

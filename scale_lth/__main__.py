@@ -1,5 +1,3 @@
-import sys
+from scale_lth.cli import console
 
-from scale_lth.cli import main
-
-sys.exit(main())
+console()

@@ -4,9 +4,12 @@ built from it; what each verb does is in scale_lth.commands."""
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from scale_lth import methods
 from scale_lth.commands import (
@@ -14,6 +17,7 @@ from scale_lth.commands import (
     compare,
     config_schema,
     config_show,
+    export_run,
     instability,
     lottery,
     plan,
@@ -156,6 +160,28 @@ VERBS = (
         description="Reads only the experiment's files: works while it runs and after a crash.",
     ),
     Verb("sync", "send MLflow what it missed while it was unreachable (kept on disk)", sync),
+    Verb(
+        "export",
+        "a finished run's network as a file to deploy: a channel ticket physically smaller",
+        export_run,
+        target="",
+        before=(
+            _argument("run_folder", help="a run's folder: <experiment>/replicate_0/level_3/main"),
+        ),
+        options=(
+            _argument(
+                "--format",
+                default="state_dict",
+                choices=["state_dict", "torchscript", "onnx"],
+                help="state_dict (for scale_lth.export.load), torchscript or onnx",
+            ),
+            _argument("--out", help="folder to write to; default: the run's export/"),
+        ),
+        description="A ticket of pruning.granularity: channel is written with its removed "
+        "channels taken out (its outputs equal the masked network's); any other run as trained, "
+        "its masked weights as CSR matrices in the state_dict format. With tracking, the network "
+        "is also logged to the run's MLflow run as a PyTorch model.",
+    ),
 )
 
 
@@ -209,5 +235,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def console() -> NoReturn:
+    """The ``scale-lth`` command: ``main``, then the process ends without the interpreter's
+    teardown of every module (seconds once torch, Ray and MLflow are loaded). The exit handlers
+    run first (Ray's shutdown, logging's flush, temporary folders' removal) and the output is
+    flushed; every file of an experiment was closed and synced when it was written."""
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

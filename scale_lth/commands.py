@@ -83,6 +83,29 @@ def comparison_items(items: Sequence[str]) -> list[tuple[str, list[str]]]:
     return groups
 
 
+def export_run(args: argparse.Namespace) -> int:
+    from scale_lth import export
+    from scale_lth.errors import one_line
+
+    export.require_exporter(args.format)
+    layout, key = export.run_of(Path(args.run_folder))
+    found = export.ticket(layout, key)
+    path = export.export(found, args.format, Path(args.out) if args.out else layout.export_dir(key))
+    what = "compacted channel ticket" if found.groups is not None else "network"
+    parameters = sum(p.numel() for p in found.network.parameters())
+    print(f"Exported {key}'s {what} ({parameters:,} parameters) to {path}")
+    if found.config.tracking.enabled:
+        from scale_lth.tracking.logged_models import log_exported
+
+        try:
+            uri = log_exported(found.config, key, export.traced(found))
+        except Exception as error:  # the files are written: MLflow is a copy
+            print(f"MLflow: not logged ({one_line(error)}); the exported files are written")
+        else:
+            print(f"MLflow: logged to the run as {uri} (register it from the run's page)")
+    return 0
+
+
 def train(args: argparse.Namespace) -> int:
     from scale_lth.driver import run_job
     from scale_lth.lottery.job import Job

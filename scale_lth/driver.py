@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -76,15 +77,17 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
             "train the levels before these first (`scale-lth lottery` on this config)"
         )
     checked = check(config, job)
-    config, layout = prepare_tracking(checked.config), checked.layout
-    if config.tracking.enabled:
-        deliver_earlier_events(config)
+    layout = checked.layout
     finished: list[RunKey] = []
     if not todo:
+        config = ready_tracking(checked.config)
         print(f"Nothing to do: all {len(job.keys())} runs are finished in {layout.root}")
     else:
         print(f"Experiment {layout.root}: {len(todo)} of {len(job.keys())} runs to train")
-        ray_train.connect(config)
+        with ThreadPoolExecutor(1, thread_name_prefix="tracking") as pool:
+            tracking = pool.submit(ready_tracking, checked.config)  # while Ray starts
+            ray_train.connect(checked.config)
+            config = tracking.result()
         check_shared_storage(config)  # before anything is written for the runs
         write_config(config, checked.info)
         bars = not quiet and sys.stdout.isatty()  # progress bars only for a person watching
@@ -101,6 +104,15 @@ def run_job(config: Config, job: Job, quiet: bool = False) -> list[RunKey]:
             f"({100 * overhead / wall:.1f}% of the wall time)"
         )
     return finished
+
+
+def ready_tracking(config: Config) -> Config:
+    """The config with its tracking store settled, the MLflow experiment made and what earlier
+    processes could not send delivered (seconds: MLflow's import, a new store's tables)."""
+    config = prepare_tracking(config)
+    if config.tracking.enabled:
+        deliver_earlier_events(config)
+    return config
 
 
 def training_seconds(runs: list[dict]) -> float:

@@ -80,27 +80,13 @@ SERVICE_MARKS = {
 
 def pytest_itemcollected(item):
     """A test is marked for each service fixture it uses, itself or through another fixture, and
-    as integration; an integration test, with its lane. (A test that starts an instance of a
-    service of its own, from tests/services, carries that service's mark by hand.)"""
+    as integration. (A test that starts an instance of a service of its own, from
+    tests/services, carries that service's mark by hand.)"""
     uses = getattr(item, "fixturenames", ())
     for fixture, mark in SERVICE_MARKS.items():
         if fixture in uses:
             item.add_marker(mark)
             item.add_marker("integration")
-    if item.get_closest_marker("integration"):
-        item.add_marker(pytest.mark.xdist_group(lane(item)))
-
-
-def lane(item) -> str:
-    """Which of the integration tier's two lanes runs the test (`make test` runs them side by
-    side, pytest-xdist's ``--dist loadgroup``, each lane one test at a time): the tests on
-    namespaced nodes and SLURM daemons, which share the nodes' bridge and addresses and the
-    daemons' ports, or the rest, each on this machine's loopback with services on free ports."""
-    return (
-        "nodes"
-        if item.get_closest_marker("nodes") or item.get_closest_marker("slurm")
-        else "machine"
-    )
 
 
 def unless_integration(item):

@@ -335,6 +335,17 @@ def prepare_other_data(case):
     return case.lottery()
 
 
+def prepare_export_unfinished(case):
+    """A ticket's folder holding a checkpoint but no metrics.json: it is still training."""
+    layout = case.experiment()
+    (layout.config_path.parent).mkdir(parents=True)
+    layout.config_path.write_text("seed: 0\n")
+    folder = layout.run_dir(RunKey(0, 1))
+    folder.mkdir(parents=True)
+    (folder / "resume.json").write_text("{}")
+    return ["export", str(folder)]
+
+
 CASES = {
     "missing-config": prepare_missing_config,
     "config-not-yaml": prepare_config_not_yaml,
@@ -441,6 +452,8 @@ CASES = {
     "dangling-checkpoint-pointer": prepare_dangling_pointer,
     "malformed-data-info": prepare_malformed_info,
     "other-data": prepare_other_data,
+    "export-not-a-run": lambda case: ["export", str(case.folder)],
+    "export-unfinished-run": prepare_export_unfinished,
 }
 
 

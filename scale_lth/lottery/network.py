@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,6 +31,13 @@ def check_model(config: Config) -> None:
 
 def build_network(config: Config, info: DataInfo, seed: int) -> nn.Module:
     """``config.model.name`` for ``info``'s images and classes, initialised from ``seed``."""
+    torch.manual_seed(seed)
+    return models.build(config.model.name, **network_arguments(config, info))
+
+
+def network_arguments(config: Config, info: DataInfo) -> dict[str, Any]:
+    """What ``models.build`` is given besides the name: the classes and the options the model
+    takes for ``info``'s images."""
     accepted = models.options(config.model.name)
     options: dict[str, object] = {}
     shape = info.shape
@@ -48,10 +56,7 @@ def build_network(config: Config, info: DataInfo, seed: int) -> nn.Module:
                 "remove model.dropout"
             )
         options["dropout"] = config.model.dropout
-    torch.manual_seed(seed)
-    return models.build(
-        config.model.name, num_classes=config.model.num_classes or info.num_classes, **options
-    )
+    return {"num_classes": config.model.num_classes or info.num_classes, **options}
 
 
 def pruned_names(config: Config, model: nn.Module) -> list[str]:

@@ -69,22 +69,32 @@ class Mask(Mapping[str, torch.Tensor]):
                     f"the model's is {tuple(parameters[name].shape)}"
                 )
 
-    def save(self, path: str | Path) -> None:
-        """Write the mask bit-packed (one bit per weight), atomically."""
-        record = {
+    def packed(self) -> dict[str, dict]:
+        """The mask bit-packed (one bit per weight): each tensor's shape and bits."""
+        return {
             name: {"shape": list(t.shape), "bits": torch.from_numpy(np.packbits(t.numpy()))}
             for name, t in self._tensors.items()
         }
-        atomic_torch_save(record, Path(path))
+
+    @classmethod
+    def unpacked(cls, record: Mapping[str, dict]) -> Mask:
+        """The mask ``packed`` gave; ValueError for anything else (a bit array of another
+        length, missing fields), never padded or cut to fit."""
+        try:
+            return cls({name: _unpacked(entry) for name, entry in record.items()})
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not a packed mask: {error}") from None
+
+    def save(self, path: str | Path) -> None:
+        """Write the mask bit-packed, atomically."""
+        atomic_torch_save(self.packed(), Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> Mask:
-        """A mask ``save`` wrote; any other content (a bit array of another length, missing
-        fields) is a damaged file, never padded or cut to fit."""
-        record = load_torch(Path(path))
+        """A mask ``save`` wrote; any other content is a damaged file."""
         try:
-            return cls({name: _unpacked(entry) for name, entry in record.items()})
-        except (AttributeError, KeyError, TypeError, ValueError):
+            return cls.unpacked(load_torch(Path(path)))
+        except ValueError:
             raise DamagedFile(Path(path)) from None
 
     def __eq__(self, other: object) -> bool:

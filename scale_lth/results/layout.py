@@ -3,7 +3,8 @@
 Where they live: ``<root>/<name>-<hash>/replicate_<r>/level_<l>/<branch>/``. A run folder holds
 ``mask.pt`` (bit-packed; absent for the dense level), ``final.pt`` (the trained weights) and
 ``metrics.json``, written last: a run is finished when it has one. While it trains it keeps
-``heartbeat.json`` (its step, and when), and a run whose attempt failed keeps ``failure.json``.
+``heartbeat.json`` (its step, and when), and a run whose attempt failed keeps ``failure.json``;
+``export/`` holds its network as ``scale-lth export`` writes it.
 The trunk's dense level also holds ``init.pt`` (step 0), ``rewind.pt`` (step k) and
 ``step_<n>.pt`` (the weights at each step the instability analysis or ``rewinding.step: auto``
 starts copies from), and, with ``auto``, ``rewind_choice.json`` (the rewind point chosen and
@@ -39,6 +40,10 @@ class Layout:
 
     def final_path(self, key: RunKey) -> Path:
         return self.run_dir(key) / "final.pt"
+
+    def export_dir(self, key: RunKey) -> Path:
+        """The finished run's network as ``scale-lth export`` writes it (scale_lth.export)."""
+        return self.run_dir(key) / "export"
 
     def metrics_path(self, key: RunKey) -> Path:
         return self.run_dir(key) / "metrics.json"

@@ -64,6 +64,17 @@ def _ranges(numbers: list[int]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
+def level_tags(config: Config, key: RunKey) -> dict[str, str]:
+    """The tags that find the MLflow run of ``key``."""
+    return {
+        "experiment_hash": config.hash,
+        "replicate": str(key.replicate),
+        "level": str(key.level),
+        "branch": key.branch,
+        "run_kind": "level",
+    }
+
+
 class MlflowWriter:
     """The MLflow calls for tracking events. Each is safe to repeat: a run is found by its tags
     before one is made, an evaluation row at a step already logged is skipped, a finished run
@@ -114,13 +125,7 @@ class MlflowWriter:
         }
 
     def _tags(self, key: RunKey) -> dict[str, str]:
-        return {
-            "experiment_hash": self.config.hash,
-            "replicate": str(key.replicate),
-            "level": str(key.level),
-            "branch": key.branch,
-            "run_kind": "level",
-        }
+        return level_tags(self.config, key)
 
     def parent(self, replicate: int, started_at: float | None = None) -> str:
         """The replicate's trunk run, made (starting at ``started_at``) by its first run."""

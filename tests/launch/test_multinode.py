@@ -47,7 +47,7 @@ from tests.services.nodes import Node, Nodes, require_namespaces
 from tests.services.ray_nodes import RayCluster
 from tests.waiting import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster, pytest.mark.nodes]
+pytestmark = [pytest.mark.integration, pytest.mark.ray_cluster]
 
 CPUS_PER_NODE = 2
 LOTTERY = [

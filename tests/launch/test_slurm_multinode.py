@@ -27,7 +27,7 @@ from tests.services.nodes import CONTROLLER_ADDRESS, Nodes, require_namespaces
 from tests.services.slurm_nodes import NamespacedSlurm
 from tests.waiting import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.nodes]
+pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
 SMOKE = str(CONFIGS / "smoke.yaml")
 CPUS_PER_NODE = 2

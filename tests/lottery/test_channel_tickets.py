@@ -1,6 +1,7 @@
 """Channel-level lotteries in this process (as tests/lottery/test_shipped_configs.py runs
-configs), ResNet-20 on CIFAR-10 files (residual streams, BatchNorm, ranked globally) and LeNet
-on digits (linear units, ranked per layer), checked against the definitions from the files:
+configs), ResNet-20 on CIFAR-10 files (residual streams, BatchNorm, ranked globally) and every
+shipped channel-level config (LeNet's units on digits, ranked per layer), checked against the
+definitions from the files:
 every mask removes whole channels (each removed channel's rows and columns, nothing else);
 each level removes exactly ceil(0.2 x the alive channels) of the lowest mean |weight| of its
 source level's trained weights (all together, or per group), never revives one and never
@@ -27,7 +28,7 @@ from scale_lth.pruning.compact import compact
 from scale_lth.results import RunKey
 from scale_lth.training.session import Session
 from tests.conftest import CONFIGS
-from tests.lottery.test_shipped_configs import shrunk
+from tests.lottery.test_shipped_configs import CHANNEL_LEVEL, shrunk
 
 LEVELS = 2
 
@@ -37,9 +38,11 @@ def mean_magnitudes(weights, group) -> torch.Tensor:
     return torch.cat(rows, dim=1).sum(dim=1) / sum(r.shape[1] for r in rows)
 
 
-@pytest.mark.parametrize("name", ["cifar10_resnet20", "digits_lenet"])
-def test_a_channel_lottery_removes_whole_channels_by_definition(name, datasets, tmp_path):
-    path = CONFIGS / f"{name}.yaml"
+CHANNEL_RUNS = [CONFIGS / "cifar10_resnet20.yaml", *CHANNEL_LEVEL]
+
+
+@pytest.mark.parametrize("path", CHANNEL_RUNS, ids=[path.stem for path in CHANNEL_RUNS])
+def test_a_channel_lottery_removes_whole_channels_by_definition(path, datasets, tmp_path):
     overrides = [
         *shrunk(path, datasets, tmp_path / "results"),
         "pruning.granularity=channel",
@@ -92,7 +95,11 @@ def test_a_channel_lottery_removes_whole_channels_by_definition(name, datasets, 
         smaller = compact(network, groups, kept).eval()
         images = torch.randn(4, *network_input(store))
         with torch.no_grad():
-            assert (smaller(images) - network(images)).abs().max() <= 1e-5
+            expected = network(images)
+            # within 1e-5, relative where the outputs exceed 1 (a ResNet-50 four steps from its
+            # start, its BatchNorm statistics barely moved, gives logits of ~60 in eval mode)
+            bound = 1e-5 * max(1.0, float(expected.abs().max()))
+            assert (smaller(images) - expected).abs().max() <= bound
         assert sum(p.numel() for p in smaller.parameters()) < sum(
             p.numel() for p in network.parameters()
         )

@@ -33,7 +33,6 @@ def test_names_that_all_resolve_to_loopback_are_refused_in_one_line():
 
 
 @pytest.mark.integration
-@pytest.mark.nodes
 def test_a_node_whose_name_is_on_loopback_gives_its_address_toward_the_others():
     """On namespaced nodes whose own names resolve to 127.0.1.1 on themselves (Debian's
     /etc/hosts), each node's address is that of its interface toward the other."""

@@ -12,7 +12,7 @@ import pytest
 
 from tests.services.nodes import Nodes, require_namespaces
 
-pytestmark = [pytest.mark.integration, pytest.mark.nodes]
+pytestmark = [pytest.mark.integration]
 
 # A node's view: its hostname, what that resolves to, what the peer's hostname resolves to,
 # and the address of a TCP connection it makes to the peer's address.
