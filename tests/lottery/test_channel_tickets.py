@@ -9,13 +9,15 @@ empties a group (its best channel stays: ranked globally, whole layers of small 
 reinit keeps the ticket's channels, random pruning as many per group, SNIP as many in total,
 Scratch-B trains for the dense network's multiply-accumulates over the compacted ticket's;
 pruned weights are exactly zero after training; and the trained ticket, compacted, computes
-what the masked network does."""
+what the masked network does. `scale-lth compare` overlays a weight and a channel lottery."""
 
+import json
 import math
 
 import pytest
 import torch
 
+from scale_lth.cli import main
 from scale_lth.config import load
 from scale_lth.driver import check
 from scale_lth.lottery.job import Job
@@ -28,6 +30,7 @@ from scale_lth.pruning.compact import compact
 from scale_lth.results import RunKey
 from scale_lth.training.session import Session
 from tests.conftest import CONFIGS
+from tests.lottery.test_export import trained
 from tests.lottery.test_shipped_configs import CHANNEL_LEVEL, shrunk
 
 LEVELS = 2
@@ -119,3 +122,21 @@ def network_input(store) -> tuple[int, ...]:
     info = store.info
     size = store.config.data.resolution or info.shape[1]
     return (info.channels, size, size)
+
+
+@pytest.mark.integration  # its plot: matplotlib's first import lists the fonts (fc-list)
+def test_compare_overlays_a_weight_and_a_channel_lottery(datasets, tmp_path, capsys):
+    weights = trained("digits_lenet", datasets, tmp_path / "weights")
+    channels = trained(
+        "digits_lenet", datasets, tmp_path / "channels", "pruning.granularity=channel"
+    )
+    capsys.readouterr()
+    command = ["compare", str(weights.root), str(channels.root), "--json"]
+    assert main([*command, "--out", str(tmp_path / "compared")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_label = {"pruning.granularity=weight": weights, "pruning.granularity=channel": channels}
+    assert {row["experiment"] for row in rows} == set(by_label)
+    for label, layout in by_label.items():
+        ticket = next(r for r in rows if r["experiment"] == label and r["level"] == 1)
+        assert ticket["weights_remaining"] == Mask.load(layout.mask_path(RunKey(0, 1))).density
+    assert (tmp_path / "compared" / "accuracy.png").stat().st_size > 10_000
