@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -162,13 +161,24 @@ def peak_memory_mb(name: str, keep: float, variant: str, device: torch.device, a
 
 def peak_here(name: str, keep: float, variant: str) -> None:
     """(In a fresh process.) Print this process's peak resident memory growth over one CPU
-    training step of ``variant``, in MB."""
+    training step of ``variant``, in MB: Linux's peak resident set (VmHWM), reset to the
+    resident set before the step. Not ``getrusage``'s maximum, which a process started by
+    another inherits from it across ``exec``."""
     built, mask = networks(name, keep)
     model = built[variant]
     step = train_step(model, mask if variant == "masked" else None, torch.device("cpu"), "none")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # the peak, from now on
+    before = resident_mb("VmRSS")
     step()
-    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    print(resident_mb("VmHWM") - before)
+
+
+def resident_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: resident now; VmHWM: its peak), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def bench(device: torch.device, rounds: int) -> dict:

@@ -162,11 +162,13 @@ def branch(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    from scale_lth.cost import write_costs
     from scale_lth.report import write_report
 
     config, root = experiment_from(args.config, args.overrides)
     if not root.is_dir():
         raise UserError(f"no results in {root}: run `scale-lth lottery {args.config}` first")
+    write_costs(Layout(root))
     report = write_report(root, f"{config.name} ({config.hash})")
     if not report.rows:
         raise UserError(f"no finished runs in {root} yet")

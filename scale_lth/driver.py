@@ -14,6 +14,7 @@ import yaml
 
 from scale_lth import preflight
 from scale_lth.config import Config
+from scale_lth.cost import write_costs
 from scale_lth.data import DataInfo, ensure_written, planned_info
 from scale_lth.errors import UserError
 from scale_lth.lottery.graph import Reads, RunGraph
@@ -130,6 +131,7 @@ def check(config: Config, job: Job) -> Checked:
     embedded digits are written last, once everything else has passed)."""
     check_model(config)
     preflight.check_folders(config)
+    preflight.check_gpu_share(config)
     preflight.check_ray(config)
     config = preflight.check_tracking(config, tracking_uri(config))
     planned = planned_info(config.data_dir, config.data.dataset)
@@ -148,7 +150,9 @@ def check(config: Config, job: Job) -> Checked:
 
 
 def report(config: Config, finished: list[RunKey]) -> None:
-    """Print the experiment's table and where its plots are; attach them to MLflow."""
+    """Measure what the finished runs' networks cost, print the experiment's table and where
+    its plots are; attach them to MLflow."""
+    write_costs(Layout(config.experiment_dir))
     written = write_report(config.experiment_dir, f"{config.name} ({config.hash})")
     if not written.rows:
         return

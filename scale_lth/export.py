@@ -95,13 +95,22 @@ def run_of(folder: Path) -> tuple[Layout, RunKey]:
     return layout, key
 
 
-def ticket(layout: Layout, key: RunKey) -> Ticket:
-    """The run's network: its final weights, compacted where its mask removes channels."""
+def saved_experiment(layout: Layout) -> tuple[Config, DataInfo]:
+    """The experiment's saved config and the description of its data."""
     from scale_lth.data import planned_info
-    from scale_lth.lottery.network import build_network, network_arguments, pruned_groups
 
     config = load_saved(layout.config_path)
-    info = planned_info(config.data_dir, config.data.dataset)
+    return config, planned_info(config.data_dir, config.data.dataset)
+
+
+def ticket(
+    layout: Layout, key: RunKey, experiment: tuple[Config, DataInfo] | None = None
+) -> Ticket:
+    """The run's network: its final weights, compacted where its mask removes channels
+    (``experiment``: ``saved_experiment(layout)``, read once by a caller taking many runs)."""
+    from scale_lth.lottery.network import build_network, network_arguments, pruned_groups
+
+    config, info = experiment or saved_experiment(layout)
     network = build_network(config, info, seed=0)
     network.load_state_dict(load_torch(layout.final_path(key)))
     mask = Mask.load(layout.mask_path(key)) if layout.mask_path(key).is_file() else None

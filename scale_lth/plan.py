@@ -4,8 +4,10 @@ second per GPU) measured on the user's hardware. Nothing is trained.
 
 A run's work is its optimizer steps times the global batch: level 0 and the runs that start at
 step 0 train the whole schedule, runs rewound to step k train the rest of it, Scratch-B is
-counted at its cap (``baselines.scratch_b_max_factor``: an upper bound). Evaluation passes are
-not counted.
+counted at its cap (``baselines.scratch_b_max_factor``: an upper bound). An instability path
+evaluates ``instability.points`` networks on its subsample of every split, counted as forward
+passes at three times the training rate (a training step is a forward and a backward pass,
+about three forwards). The evaluations during training are not counted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from scale_lth.config import Config
 from scale_lth.data import planned_info
 from scale_lth.data.info import info_path
+from scale_lth.data.sources import HELD_OUT, IMAGENET_HOLDOUT, IMAGENET_TRAIN
 from scale_lth.lottery.graph import Reads, RunGraph, start_of_run
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.network import build_network
@@ -24,21 +27,36 @@ from scale_lth.lottery.steps import Steps, per_worker_batch, world_size
 from scale_lth.preflight import check_levels
 from scale_lth.results import InstabilityRun, Layout, RunKey
 
-# Training-split sizes as scale-lth writes them (validation held out of CIFAR-10's and MNIST's
-# training sets), for planning before the data is written.
-TRAIN_IMAGES = {"imagenet": 1_281_167, "cifar10": 45_000, "mnist": 55_000}
+# Split sizes as scale-lth writes them (validation held out of each training set), for
+# planning before the data is written.
+SPLIT_IMAGES = {
+    "imagenet": {
+        "train": IMAGENET_TRAIN - IMAGENET_HOLDOUT,
+        "val": IMAGENET_HOLDOUT,
+        "test": 50_000,
+    },
+    "cifar10": {"train": 50_000 - HELD_OUT, "val": HELD_OUT, "test": 10_000},
+    "mnist": {"train": 60_000 - HELD_OUT, "val": HELD_OUT, "test": 10_000},
+}
+FORWARDS_PER_STEP = 3  # a training image's forward and backward pass, in forward passes
 
 
-def train_images(config: Config) -> int:
-    """The training split's size, from the data if it is there (the digits are not written
-    for it), else from the data set's known size; with the data, the levels are checked to
-    keep weights, as ``lottery`` checks them."""
+def split_images(config: Config) -> dict[str, int]:
+    """Each split's size, from the data if it is there (the digits are not written for it),
+    else from the data set's known sizes; with the data, the levels are checked to keep
+    weights, as ``lottery`` checks them."""
     folder = Path(config.data_dir)
-    if not info_path(folder).is_file() and config.data.dataset in TRAIN_IMAGES:
-        return TRAIN_IMAGES[config.data.dataset]
+    if not info_path(folder).is_file() and config.data.dataset in SPLIT_IMAGES:
+        return SPLIT_IMAGES[config.data.dataset]
     info = planned_info(folder, config.data.dataset)
     check_levels(config, build_network(config, info, seed=0))
-    return info.splits["train"]
+    return info.splits
+
+
+def path_images(config: Config, splits: dict[str, int]) -> int:
+    """The images one instability path evaluates: every point on the subsample of each split
+    (``instability.train_examples`` of the training split, ``eval_examples`` of the others)."""
+    return config.instability.points * sum(config.instability.examples(splits).values())
 
 
 def run_steps(config: Config, key: RunKey, steps: Steps) -> int:
@@ -96,6 +114,9 @@ class Plan:
     finished: int
     tickets: int
     instability: int  # instability copies and path measurements
+    paths: int  # path measurements
+    path_images: int  # images one path evaluates
+    dense_run_images: int  # images the dense network trains on
     gpus_per_run: int
     images_per_second: float  # per GPU
     gpu_hours: float
@@ -121,9 +142,15 @@ class Plan:
                 else f"{hours:,.1f} h ({hours / 24:,.1f} d)"
             )
             out.append(f"{gpus:>6}  {slots:>9}  {wall:>22}")
+        if self.paths:
+            out.append(
+                f"instability paths: {self.paths} x {self.path_images:,} images evaluated "
+                f"({self.path_images / self.dense_run_images:.2%} of the dense run's training "
+                f"images each), counted at {FORWARDS_PER_STEP}x the training rate"
+            )
         out.append(
             "Scratch-B counted at baselines.scratch_b_max_factor (an upper bound); evaluation "
-            "passes not counted"
+            "during training not counted"
         )
         return out
 
@@ -132,11 +159,17 @@ def plan(config: Config, gpus: list[int], images_per_second: float) -> Plan:
     job = Job.lottery(config)
     finished = set(Layout(config.experiment_dir).every_finished())
     graph = RunGraph.of(job.keys(), finished, Reads.of(config))
-    steps = Steps.of(config, train_images(config))
+    splits = split_images(config)
+    steps = Steps.of(config, splits["train"])
     per_run = world_size(config)
     images_per_step = per_worker_batch(config) * per_run
     images = {key: run_steps(config, key, steps) * images_per_step for key in graph.waits_for}
-    seconds = {key: count / (images_per_second * per_run) for key, count in images.items()}
+    evaluated = path_images(config, splits)
+    forwards = {  # in training images' worth of work
+        key: evaluated / FORWARDS_PER_STEP if key.measures_path else count
+        for key, count in images.items()
+    }
+    seconds = {key: count / (images_per_second * per_run) for key, count in forwards.items()}
     wall = {
         count: makespan(graph, seconds, count // per_run) / 3600 if count >= per_run else None
         for count in gpus
@@ -146,9 +179,12 @@ def plan(config: Config, gpus: list[int], images_per_second: float) -> Plan:
         finished=len(finished & set(job.keys())),
         tickets=sum(key.is_ticket for key in graph.waits_for),
         instability=sum(key.in_instability for key in graph.waits_for),
+        paths=sum(key.measures_path for key in graph.waits_for),
+        path_images=evaluated,
+        dense_run_images=steps.schedule.total * images_per_step,
         gpus_per_run=per_run,
         images_per_second=images_per_second,
-        gpu_hours=sum(images.values()) / images_per_second / 3600,
+        gpu_hours=sum(forwards.values()) / images_per_second / 3600,
         critical_path_runs=len(graph.critical_path()),
         critical_path_hours=critical_seconds(graph, seconds) / 3600,
         wall_hours=wall,

@@ -248,6 +248,27 @@ def check_ray(config: Config) -> None:
         worker_groups(config, len(os.sched_getaffinity(0)), torch.cuda.device_count(), "here")
 
 
+def check_gpu_share(config: Config) -> None:
+    """``scaling.gpus_per_worker`` below 1 shares a GPU between workers: CPU workers have none
+    to share, and NCCL refuses two ranks of one run on one GPU."""
+    scaling = config.scaling
+    share = scaling.gpus_per_worker
+    if share == 1:
+        return
+    if not scaling.use_gpu:
+        raise ConfigError(
+            f"scaling.gpus_per_worker {share:g} shares GPUs, but the workers run on CPUs "
+            "(scaling.use_gpu is false): set scaling.use_gpu=true on GPUs, or leave "
+            "scaling.gpus_per_worker at 1"
+        )
+    if scaling.parallelism == "ddp" and scaling.num_workers > 1:
+        raise ConfigError(
+            f"scaling.gpus_per_worker {share:g} with {scaling.num_workers} DDP workers per run "
+            "could put two ranks of a run on one GPU, which NCCL refuses: set "
+            "scaling.parallelism=runs, or scaling.num_workers=1 (runs packed side by side)"
+        )
+
+
 def check_folders(config: Config) -> None:
     """``output_root``, and ``data_root`` where data will be written there, are folders this
     user can write (or can be made in one)."""

@@ -383,6 +383,10 @@ CASES = {
     "mlflow-file-store": lambda case: case.lottery(f"tracking.uri=file://{case.folder / 'mlruns'}"),
     "too-many-workers": lambda case: case.lottery("scaling.num_workers=64"),
     "too-many-gpus": lambda case: case.lottery("scaling.use_gpu=true"),
+    "gpu-share-on-cpu": lambda case: case.lottery("scaling.gpus_per_worker=0.25"),
+    "gpu-share-in-ddp": lambda case: case.lottery(
+        "scaling.use_gpu=true", "scaling.gpus_per_worker=0.5", "scaling.num_workers=2"
+    ),
     "not-enough-disk": prepare_not_enough_disk,
     "imagefolder-val-class": lambda case: prepare_imagefolder(case, "cta"),
     "holdout-out-of-range": lambda case: prepare_imagefolder(case, "cat", "--holdout", "1"),

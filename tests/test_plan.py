@@ -55,3 +55,38 @@ def test_the_paper_curve_is_planned_without_its_data(tmp_path, capsys):
     rows = {line.split()[0]: line for line in lines[3:6]}
     assert set(rows) == {"8", "64", "256"} and all(" h (" in row for row in rows.values())
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def auto_rewinding_plan(capsys, config: str, overrides: list[str]) -> dict:
+    """The plan of ``config`` with ``rewinding.step: auto`` over two candidates (two dense
+    instability paths at level 0)."""
+    automatic = ["rewinding.step=auto", "rewinding.candidates=[0it,20it]", *overrides]
+    arguments = ["plan", config, *automatic, "--images-per-second", "100", "--json"]
+    assert main([*arguments, "--gpus", "1"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_path_costs_its_points_on_each_subsampled_split(digits_dir, tmp_path, capsys):
+    """The digits split 1257 train / 180 val / 360 test. With 3 points on 100 training and 50
+    of each evaluation split's examples a path evaluates 3 x 200 images, a third of the work of
+    training on as many; 400 training examples make it 3 x 500."""
+    overrides = [f"data.path={digits_dir}", f"output_root={tmp_path}", "scaling.num_workers=1"]
+    overrides += ["instability.points=3", "instability.eval_examples=50"]
+    small, large = (
+        auto_rewinding_plan(capsys, SMOKE, [*overrides, f"instability.train_examples={count}"])
+        for count in (100, 400)
+    )
+    assert (small["paths"], small["path_images"], large["path_images"]) == (2, 600, 1500)
+    extra_seconds = 2 * (1500 - 600) / 3 / 100
+    assert large["gpu_hours"] - small["gpu_hours"] == pytest.approx(extra_seconds / 3600)
+
+
+def test_an_imagenet_path_stays_under_two_percent_of_a_run(tmp_path, capsys):
+    """By default 30 points on 55,000 training images and 10,000 of val (the 10,000 held out)
+    and of test (ImageNet's 50,000 val images)."""
+    config = str(CONFIGS / "imagenet_resnet50.yaml")
+    arguments = [f"data_root={tmp_path / 'data'}", f"output_root={tmp_path / 'results'}"]
+    plan = auto_rewinding_plan(capsys, config, arguments)
+    assert plan["path_images"] == 30 * (55_000 + 10_000 + 10_000)
+    assert plan["dense_run_images"] == 90 * ((1_281_167 - 10_000) // 1024) * 1024  # whole batches
+    assert plan["path_images"] / plan["dense_run_images"] < 0.02

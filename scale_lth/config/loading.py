@@ -149,8 +149,15 @@ def _unknown_key(
     return f"{source}: unknown key '{dotted or section + key}'{hint}"
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """The resolved annotations of a config section, resolved once (they are read for every
+    key of every load)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _coerce(value: Any, hint: Any, source: str, key: str, spec: dataclasses.Field) -> Any:

@@ -209,6 +209,30 @@ class InstabilityConfig:
         "steps where the dense run saves its weights for `scale-lth instability` (its --steps)",
         hashed=False,
     )
+    train_examples: int | None = option(
+        55_000,
+        "training examples a path is evaluated on: a seeded subsample (the same for every point, "
+        "copy and level), or every example if the split is no larger; none: every example. "
+        "55,000 keeps MNIST's and CIFAR-10's whole split and an ImageNet path under 2% of a "
+        "90-epoch run's images",
+        valid=at_least(1),
+    )
+    eval_examples: int | None = option(
+        10_000,
+        "examples of each evaluation split (val, test) a path is evaluated on, subsampled as "
+        "train_examples; none: every example",
+        valid=at_least(1),
+    )
+
+    def examples(self, splits: dict[str, int]) -> dict[str, int]:
+        """How many examples of each split (name -> size) a path is evaluated on:
+        ``train_examples`` of the training split, ``eval_examples`` of the others, the whole
+        split where it is no larger."""
+        limits = {"train": self.train_examples}
+        return {
+            split: min(size, limits.get(split, self.eval_examples) or size)
+            for split, size in splits.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -244,7 +268,17 @@ class ScalingConfig:
         hashed=False,
         valid=at_least(0),
     )
-    use_gpu: bool = option(False, "one GPU per worker, NCCL", hashed=False)
+    use_gpu: bool = option(
+        False, "GPUs for the workers (scaling.gpus_per_worker each), NCCL", hashed=False
+    )
+    gpus_per_worker: float = option(
+        1.0,
+        "the share of a GPU each worker reserves (scaling.use_gpu): 0.25 packs four workers "
+        "on a GPU, for networks too small to fill one (parallelism: runs, or ddp groups of "
+        "one worker)",
+        hashed=False,
+        valid=interval(0, 1, closed_high=True),
+    )
     cpus_per_worker: int = option(1, "CPUs reserved per worker", hashed=False, valid=at_least(1))
     placement: Literal["pack", "spread"] = option(
         "pack",

@@ -2,7 +2,13 @@
 
 from scale_lth.data.errors import DataError
 from scale_lth.data.info import DataInfo
-from scale_lth.data.loaders import Batches, LoaderOptions, eval_batches, train_batches
+from scale_lth.data.loaders import (
+    Batches,
+    LoaderOptions,
+    eval_batches,
+    subsample,
+    train_batches,
+)
 from scale_lth.data.preparation import ensure_written, planned_info
 from scale_lth.data.writing import ImageOptions, write_splits
 
@@ -15,6 +21,7 @@ __all__ = [
     "ensure_written",
     "planned_info",
     "eval_batches",
+    "subsample",
     "train_batches",
     "write_splits",
 ]

@@ -10,7 +10,8 @@ Pipelines by data kind:
 Normalisation happens in torch after the loader, on the device: FFCV's CPU ``NormalizeImage``
 after ``ToTorchImage`` hangs, and its GPU version needs CuPy. Training loaders shard with FFCV's
 ``distributed=True`` (RANDOM order, reshuffled each epoch); evaluation loaders give rank ``r`` of
-``w`` the examples ``r, r + w, ...`` so the ranks' shards are disjoint and cover the split once.
+``w`` the examples ``r, r + w, ...`` so the ranks' shards are disjoint and cover the split once
+(or once the seeded subsample of it they are asked for, see ``subsample``).
 """
 
 from __future__ import annotations
@@ -283,6 +284,15 @@ def _fits(info: DataInfo, count: int, options: LoaderOptions) -> bool:
     return count * info.channels * height * width * 4 <= options.keep_decoded_bytes
 
 
+def subsample(size: int, count: int | None, seed: int) -> np.ndarray:
+    """The indices of ``count`` examples of a split of ``size``, in order: the first ``count``
+    of a permutation drawn with ``seed`` (NumPy's PCG64), sorted; every index where ``count``
+    is None or not smaller than ``size``."""
+    if count is None or count >= size:
+        return np.arange(size)
+    return np.sort(np.random.default_rng(seed).permutation(size)[:count])
+
+
 def eval_batches(
     folder: str | Path,
     split: str,
@@ -291,12 +301,15 @@ def eval_batches(
     rank: int = 0,
     world_size: int = 1,
     options: LoaderOptions = LoaderOptions(),
+    examples: int | None = None,
+    seed: int = 0,
 ) -> Batches | Held:
-    """Every example of ``split`` in order, each read by exactly one rank; a shard whose float32
-    tensors fit in ``keep_decoded_bytes`` is decoded once and kept (``Held``)."""
+    """Every example of ``split`` in order (or the ``examples`` of ``subsample(..., seed)``),
+    each read by exactly one rank; a shard whose float32 tensors fit in ``keep_decoded_bytes``
+    is decoded once and kept (``Held``)."""
     folder = Path(folder)
     info = DataInfo.load(folder)
-    indices = np.arange(rank, info.splits.get(split, 0), world_size)
+    indices = subsample(info.splits.get(split, 0), examples, seed)[rank::world_size]
     batches = _in_order(folder, split, batch_size, indices, options)
     if _fits(info, len(indices), options):
         return Held(batches, batch_size)

@@ -4,8 +4,10 @@ different SGD noise, and ``rewinding.step: auto``'s rule that reads those measur
 
 A path measurement is a node of the run graph like a training run: it waits for its two copies,
 evaluates ``instability.points`` evenly spaced interpolations of their final weights on the
-training split and every evaluation split (scale_lth.training.interpolation), and writes them
-as its ``metrics.json``. BatchNorm statistics are interpolated with the weights, as in the paper.
+training split and every evaluation split (scale_lth.training.interpolation), each a seeded
+subsample of ``instability.train_examples`` / ``eval_examples`` examples, and writes them as its
+``metrics.json``, with those counts. BatchNorm statistics are interpolated with the weights, as
+in the paper.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ def measure_path(
     key: RunKey,
     model: torch.nn.Module,
     splits: Mapping[str, Iterable[Batch]],
+    examples: Mapping[str, int],
     points: int,
     session: Session,
 ) -> None:
-    """Evaluate the path between ``key``'s copies on ``splits`` (each rank its shard) and write
-    the errors and the instability of every split as ``key``'s results."""
+    """Evaluate the path between ``key``'s copies on ``splits`` (each rank its shard of the
+    split's ``examples``) and write the errors and the instability of every split as ``key``'s
+    results."""
     kind = key.kind
     if not isinstance(kind, InstabilityRun) or not kind.measures_path:
         raise ValueError(f"{key} measures no path")
@@ -58,6 +62,7 @@ def measure_path(
                 "step": layout.read_metrics(first)["start_step"],
                 "alphas": path_points(points),  # the weight of copy a; 0: copy b's end
                 "errors": errors,
+                "examples": {split: examples[split] for split in splits},
                 "instability": {split: instability(found) for split, found in errors.items()},
                 "trained_from": began,
                 "trained_until": time.time(),

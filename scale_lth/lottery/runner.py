@@ -165,11 +165,13 @@ class Runner:
     def measure_path(self, key: RunKey) -> None:
         """The errors along the straight path between ``key``'s two copies."""
         points = self.config.instability.points
-        splits = {"train": self.data.training_in_order(), **self.data.evaluation()}
+        splits = self.data.path_splits()
+        examples = self.data.path_examples()
         if self.session.is_chief:
-            say(f"[{key}] measuring {points} points between the copies on {', '.join(splits)}")
+            on = ", ".join(f"{examples[split]:,} {split}" for split in splits)
+            say(f"[{key}] measuring {points} points between the copies on {on} examples")
         model = self.store.network().to(self.session.device)
-        measure_path(self.layout, key, model, splits, points, self.session)
+        measure_path(self.layout, key, model, splits, examples, points, self.session)
 
     def train(self, keys: Iterable[RunKey]) -> None:
         """Train ``keys`` in order; the evaluation loaders are built (FFCV compiles its code)

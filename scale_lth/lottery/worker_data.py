@@ -1,7 +1,7 @@
 """The data a training worker reads, each loader built once per worker and reused across the
 runs it trains (FFCV compiles a pipeline when a loader is built): the evaluation splits in
-order, the training split in order (the instability analysis evaluates on it), and the shuffled
-training batches of each data order."""
+order, the splits an instability path is evaluated on (each a seeded subsample, see
+``path_splits``), and the shuffled training batches of each data order."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class WorkerData:
         self.session = session
         self._train: dict[int, TrainBatches] = {}
         self._evaluation: dict[str, EvalBatches] | None = None
-        self._training_in_order: EvalBatches | None = None
+        self._path: dict[str, EvalBatches] | None = None
 
     def loader_options(self, training: bool) -> LoaderOptions:
         data = self.config.data
@@ -48,13 +48,24 @@ class WorkerData:
             }
         return self._evaluation
 
-    def training_in_order(self) -> EvalBatches:
-        """The training split in order, for evaluation (the instability analysis)."""
-        if self._training_in_order is None:
-            self._training_in_order = self._in_order("train")
-        return self._training_in_order
+    def path_examples(self) -> dict[str, int]:
+        """How many examples of each split an instability path is evaluated on."""
+        return self.config.instability.examples(self.info.splits)
 
-    def _in_order(self, split: str) -> EvalBatches:
+    def path_splits(self) -> dict[str, EvalBatches]:
+        """The splits an instability path is evaluated on, training split first, each the
+        seeded subsample of ``path_examples`` (drawn with the experiment's seed: the same for
+        every point, both copies and every level); a whole evaluation split is the loader runs
+        already evaluate on."""
+        if self._path is None:
+            counts = self.path_examples()
+            self._path = {"train": self._in_order("train", counts["train"])}
+            for split, whole in self.evaluation().items():
+                cut = counts[split] < self.info.splits[split]
+                self._path[split] = self._in_order(split, counts[split]) if cut else whole
+        return self._path
+
+    def _in_order(self, split: str, examples: int | None = None) -> EvalBatches:
         return eval_batches(
             self.folder,
             split,
@@ -62,6 +73,8 @@ class WorkerData:
             rank=self.session.rank,
             world_size=self.session.world_size,
             options=self.loader_options(training=False),
+            examples=examples,
+            seed=self.config.seed,
         )
 
     def for_run(self, seed: int, keep: bool) -> RunData:

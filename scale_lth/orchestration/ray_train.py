@@ -62,6 +62,8 @@ PLAIN_WORKER_LINES = {
     "RAY_COLOR_PREFIX": "0",
     "RAY_DEDUP_LOGS": "0",
 }
+# Shares of a GPU add up in floating point (ten workers of 0.1 make 0.9999999999999999).
+SHARE_ROUNDING = 1e-9
 
 
 def ray_session(data: Path) -> Session:
@@ -274,14 +276,21 @@ def group_trainer(config: Config, loop_config: dict[str, Any]):
     from scale_lth.orchestration.process_group import NodeAddressTorchConfig
 
     scaling = config.scaling
+    resources: dict[str, float] = {"CPU": scaling.cpus_per_worker}
+    if scaling.use_gpu:
+        resources["GPU"] = scaling.gpus_per_worker
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
-        torch_config=NodeAddressTorchConfig(),
+        # under `runs` each worker trains alone and its group's process group carries nothing:
+        # gloo, since NCCL refuses two ranks on one GPU (workers sharing one, gpus_per_worker)
+        torch_config=NodeAddressTorchConfig(
+            backend="gloo" if scaling.parallelism == "runs" else None
+        ),
         scaling_config=ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
-            resources_per_worker={"CPU": scaling.cpus_per_worker},
+            resources_per_worker=resources,
             placement_strategy=scaling.placement.upper(),  # Ray's PACK or SPREAD
         ),
         run_config=RunConfig(
@@ -331,23 +340,24 @@ def worker_groups(config: Config, cpus: float, gpus: float, where: str) -> int:
     the cluster can ever place is refused, not waited for."""
     scaling = config.scaling
     wanted_cpus = scaling.num_workers * scaling.cpus_per_worker
+    wanted_gpus = scaling.num_workers * scaling.gpus_per_worker
     if wanted_cpus > cpus:
         raise UserError(
             f"scaling.num_workers {scaling.num_workers} x scaling.cpus_per_worker "
             f"{scaling.cpus_per_worker} needs {wanted_cpus} CPUs, the Ray cluster {where} has "
             f"{cpus:g}: lower them or use a larger cluster"
         )
-    if scaling.use_gpu and scaling.num_workers > gpus:
+    if scaling.use_gpu and wanted_gpus > gpus + SHARE_ROUNDING:
         raise UserError(
             f"scaling.num_workers {scaling.num_workers} with scaling.use_gpu needs "
-            f"{scaling.num_workers} GPUs, the Ray cluster {where} has {gpus:g}: lower "
+            f"{wanted_gpus:g} GPUs, the Ray cluster {where} has {gpus:g}: lower "
             "scaling.num_workers or use a larger cluster"
         )
     if scaling.parallelism == "runs":
         return 1
     fits = int(cpus // wanted_cpus)
     if scaling.use_gpu:
-        fits = min(fits, int(gpus // scaling.num_workers))
+        fits = min(fits, int(gpus / wanted_gpus + SHARE_ROUNDING))
     if scaling.concurrent_runs > fits:
         raise UserError(
             f"scaling.concurrent_runs {scaling.concurrent_runs} worker groups of "

@@ -1,12 +1,14 @@
 """Tickets against baselines at every sparsity: a table and plots, from the results folder;
-what pruning did to the masks (scale_lth.report.masks), how stable the trunk's trained weights
-are to it (scale_lth.report.pruning_stability) and to SGD noise (scale_lth.report.instability)."""
+what their networks cost to run (scale_lth.report.cost), what pruning did to the masks
+(scale_lth.report.masks), how stable the trunk's trained weights are to it
+(scale_lth.report.pruning_stability) and to SGD noise (scale_lth.report.instability)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from scale_lth.report.cost import Costs, format_costs, plot_costs, read_costs, with_costs
 from scale_lth.report.instability import (
     Instability,
     format_instability,
@@ -61,14 +63,16 @@ class Report:
     instability: list[Instability]
     choices: dict[int, dict]  # ``rewinding.step: auto``'s, by replicate
     plots: list[Path]
+    costs: Costs | None  # ``cost.json``, where scale_lth.cost wrote one
 
     @property
     def files(self) -> list[Path]:
         """What a tracking store keeps of the report: the plots, ``masks.json`` and, once
-        measured, ``instability.json``."""
+        measured, ``instability.json`` and ``cost.json``."""
         folder = self.layout.report_dir
         measured = [folder / "instability.json"] if self.instability or self.choices else []
-        return [*self.plots, folder / "masks.json", *measured]
+        costs = [self.layout.cost_path] if self.costs is not None else []
+        return [*self.plots, folder / "masks.json", *measured, *costs]
 
     def metrics_by_replicate(self) -> dict[int, list[tuple[str, float, int]]]:
         """Each replicate's own curve, mask analytics, stability and instability, ``(name,
@@ -114,13 +118,15 @@ class Report:
             "masks": self.masks.as_dict(),
             "stability_to_pruning": [each.as_dict() for each in self.pruning_stability],
             **self.instability_record(),
+            "latency_measured": self.costs.latency if self.costs is not None else None,
         }
 
     def text(self) -> str:
-        """The table, the mask overlaps, the stability to pruning and the instability, for a
-        console."""
+        """The table, the costs, the mask overlaps, the stability to pruning and the
+        instability, for a console."""
         parts = [
             format_table(self.rows),
+            format_costs(self.rows, self.costs),
             format_overlaps(self.masks),
             format_pruning_stability(self.pruning_stability),
             format_instability(self.instability, self.choices),
@@ -129,16 +135,17 @@ class Report:
 
 
 def write_report(root: Path, title: str) -> Report:
-    """Collect the finished runs under ``root``; write ``report/report.json``,
-    ``report/masks.json`` (the mask analytics and the stability to pruning),
-    ``report/instability.json`` and the PNGs."""
+    """Collect the finished runs under ``root`` with their costs from ``report/cost.json``
+    (where scale_lth.cost wrote it); write ``report/report.json``, ``report/masks.json`` (the
+    mask analytics and the stability to pruning), ``report/instability.json`` and the PNGs."""
     layout = Layout(root)
-    rows = collect(layout)
+    costs = read_costs(layout)
+    rows = with_costs(collect(layout), costs)
     masks = analyse(layout)
     instability = measured(layout)
     folder = layout.report_dir
     folder.mkdir(parents=True, exist_ok=True)
-    plots = plot(rows, folder, title) if rows else []
+    plots = plot(rows, folder, title) + plot_costs(rows, costs, folder, title) if rows else []
     extra = [plot_densities(masks, folder, title), plot_instability(instability, folder, title)]
     report = Report(
         layout,
@@ -148,6 +155,7 @@ def write_report(root: Path, title: str) -> Report:
         instability,
         rewind_choices(layout),
         plots + [path for path in extra if path],
+        costs,
     )
     for name, record in (
         ("report.json", [r.as_dict() for r in rows]),

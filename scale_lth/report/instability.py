@@ -30,6 +30,7 @@ class Instability:
     alphas: list[float]  # each point's weight of copy a
     distance: float  # L2, between the copies' trained weights
     angle: float  # degrees
+    examples: dict[str, int] | None  # split -> examples evaluated (None: measured before counts)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +70,7 @@ def measured(layout: Layout) -> list[Instability]:
                 metrics["alphas"],
                 distance,
                 angle,
+                metrics.get("examples"),
             )
         )
     return sorted(found, key=lambda each: (each.level, each.step, each.replicate))
@@ -111,6 +113,12 @@ def format_instability(found: list[Instability], choices: dict[int, dict]) -> st
         distance = statistics.fmean(each.distance for each in group)
         angle = statistics.fmean(each.angle for each in group)
         lines.append(f"{level:>5} {start:>16}  {cells}  {distance:>17.4g}, {angle:6.2f} deg")
+    counted = dict.fromkeys(tuple(each.examples.items()) for each in found if each.examples)
+    if counted:
+        on = "; ".join(
+            ", ".join(f"{count:,} {split}" for split, count in examples) for examples in counted
+        )
+        lines.append(f"evaluated on {on} examples (seeded subsamples: instability.*_examples)")
     for replicate, choice in choices.items():
         verdict = (
             f"the earliest below {100 * choice['threshold']:.1f}%"

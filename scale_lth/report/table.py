@@ -1,9 +1,11 @@
 """One row per level and branch: weights remaining, accuracy mean +- std over replicates,
-early-stopping iteration."""
+early-stopping iteration (and what its network costs, from scale_lth.report.cost); the grid of
+levels and branches their tables share."""
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from scale_lth.results import Layout, branch_label, branch_order
@@ -21,6 +23,11 @@ class Row:
     replicates: int
     accuracy_split: str  # the split behind the accuracies ("val" where there is no test split)
     early_stop_split: str = "val"  # the split whose loss chose the early-stop iteration
+    # What the network costs as it would run, means over the replicates in report/cost.json
+    # (None where it holds none; scale_lth.report.cost)
+    macs: float | None = None  # multiply-accumulates per example
+    parameters: float | None = None
+    latency_ms: float | None = None  # of a batch of cost.json's first batch size
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -134,27 +141,35 @@ def collect(layout: Layout) -> list[Row]:
     return rows
 
 
-def format_table(rows: list[Row]) -> str:
-    """Levels down, branches across: accuracy mean +- std (early-stop iteration)."""
+def grid(rows: list[Row], cell: Callable[[Row], str], width: int) -> list[str]:
+    """Levels down, branches across, each level's weights remaining first: a header, a rule and
+    a line per level, each cell ``cell(row)`` right-aligned in ``width`` characters."""
     branches = sorted({row.branch for row in rows}, key=branch_order)
     cells = {(row.level, row.branch): row for row in rows}
     levels = sorted({row.level for row in rows})
-    header = f"{'level':>5} {'weights':>9}  " + "  ".join(f"{b:>24}" for b in branches)
+    header = f"{'level':>5} {'weights':>9}  " + "  ".join(f"{b:>{width}}" for b in branches)
     lines = [header, "-" * len(header)]
     for level in levels:
         first = next(cells[(level, b)] for b in branches if (level, b) in cells)
         parts = []
         for branch in branches:
             row = cells.get((level, branch))
-            if row is None:
-                parts.append(f"{'':>24}")
-            else:
-                text = (
-                    f"{100 * row.accuracy_mean:5.1f} +- {100 * row.accuracy_std:3.1f}% "
-                    f"({row.early_stop_iteration:6.0f})"
-                )
-                parts.append(f"{text:>24}")
+            parts.append(f"{cell(row) if row is not None else '':>{width}}")
         lines.append(f"{level:>5} {100 * first.weights_remaining:8.3f}%  " + "  ".join(parts))
+    return lines
+
+
+def _accuracy_cell(row: Row) -> str:
+    return (
+        f"{100 * row.accuracy_mean:5.1f} +- {100 * row.accuracy_std:3.1f}% "
+        f"({row.early_stop_iteration:6.0f})"
+    )
+
+
+def format_table(rows: list[Row]) -> str:
+    """Levels down, branches across: accuracy mean +- std (early-stop iteration)."""
+    branches = sorted({row.branch for row in rows}, key=branch_order)
+    lines = grid(rows, _accuracy_cell, 24)
     lines.append(
         f"cells: {accuracy_label(rows)} mean +- std over replicates (early-stop iteration, "
         "chosen on val)"

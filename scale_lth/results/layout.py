@@ -93,6 +93,12 @@ class Layout:
         return self.root / "report"
 
     @property
+    def cost_path(self) -> Path:
+        """What each finished run's network costs to run (scale_lth.cost writes it, the report
+        reads it)."""
+        return self.report_dir / "cost.json"
+
+    @property
     def tracking_dir(self) -> Path:
         """Tracking events not yet in the tracking store (see scale_lth.tracking.outbox)."""
         return self.root / "tracking"

@@ -9,7 +9,8 @@ empties a group (its best channel stays: ranked globally, whole layers of small 
 reinit keeps the ticket's channels, random pruning as many per group, SNIP as many in total,
 Scratch-B trains for the dense network's multiply-accumulates over the compacted ticket's;
 pruned weights are exactly zero after training; and the trained ticket, compacted, computes
-what the masked network does. `scale-lth compare` overlays a weight and a channel lottery."""
+what the masked network does. `scale-lth compare` overlays a weight and a channel lottery, and
+`scale-lth report` measures what each one's networks cost and plots accuracy against it."""
 
 import json
 import math
@@ -27,10 +28,10 @@ from scale_lth.models.flops import multiply_accumulates, weight_uses
 from scale_lth.pruning import Mask
 from scale_lth.pruning.channels import kept_channels
 from scale_lth.pruning.compact import compact
-from scale_lth.results import RunKey
+from scale_lth.results import Layout, RunKey
 from scale_lth.training.session import Session
 from tests.conftest import CONFIGS
-from tests.lottery.test_export import trained
+from tests.lottery.test_export import masked_network, trained
 from tests.lottery.test_shipped_configs import CHANNEL_LEVEL, shrunk
 
 LEVELS = 2
@@ -124,12 +125,21 @@ def network_input(store) -> tuple[int, ...]:
     return (info.channels, size, size)
 
 
+@pytest.fixture(scope="module")
+def weight_and_channel(datasets, tmp_path_factory) -> dict[str, Layout]:
+    """A weight and a channel lottery of LeNet-300-100 on the digits, one level each, by
+    their ``pruning.granularity``."""
+    folder = tmp_path_factory.mktemp("granularities")
+    return {
+        granularity: trained("digits_lenet", datasets, folder / granularity,
+                             f"pruning.granularity={granularity}")
+        for granularity in ("weight", "channel")
+    }  # fmt: skip
+
+
 @pytest.mark.integration  # its plot: matplotlib's first import lists the fonts (fc-list)
-def test_compare_overlays_a_weight_and_a_channel_lottery(datasets, tmp_path, capsys):
-    weights = trained("digits_lenet", datasets, tmp_path / "weights")
-    channels = trained(
-        "digits_lenet", datasets, tmp_path / "channels", "pruning.granularity=channel"
-    )
+def test_compare_overlays_a_weight_and_a_channel_lottery(weight_and_channel, tmp_path, capsys):
+    weights, channels = weight_and_channel["weight"], weight_and_channel["channel"]
     capsys.readouterr()
     command = ["compare", str(weights.root), str(channels.root), "--json"]
     assert main([*command, "--out", str(tmp_path / "compared")]) == 0
@@ -140,3 +150,40 @@ def test_compare_overlays_a_weight_and_a_channel_lottery(datasets, tmp_path, cap
         ticket = next(r for r in rows if r["experiment"] == label and r["level"] == 1)
         assert ticket["weights_remaining"] == Mask.load(layout.mask_path(RunKey(0, 1))).density
     assert (tmp_path / "compared" / "accuracy.png").stat().st_size > 10_000
+
+
+@pytest.mark.integration  # its plots
+def test_the_report_plots_accuracy_against_what_weight_and_channel_tickets_cost(
+    weight_and_channel, capsys
+):
+    for granularity, layout in weight_and_channel.items():
+        capsys.readouterr()
+        assert main(["report", str(layout.root), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        recorded = json.loads(layout.cost_path.read_text())
+        assert set(recorded["runs"]) == {key.run_id for key in layout.finished()}
+        network, _ = masked_network(layout, RunKey(0, 1))
+        mask = Mask.load(layout.mask_path(RunKey(0, 1)))
+        weights = dict(network.named_parameters())
+        # LeNet's linear weights are each used once per example: the kept weights, counted here
+        # from the mask (a channel ticket's compacted network keeps exactly those)
+        kept = sum(int(mask[n].sum()) if n in mask else p.numel() for n, p in weights.items()
+                   if n.endswith("weight"))  # fmt: skip
+        ticket = recorded["runs"][RunKey(0, 1).run_id]
+        assert ticket["macs"] == kept
+        dense = recorded["runs"][RunKey(0, 0).run_id]
+        assert dense["macs"] == sum(p.numel() for n, p in weights.items() if n.endswith("weight"))
+        if granularity == "weight":  # the dense-shaped network runs it: one latency
+            assert ticket["latency_ms"] == dense["latency_ms"]
+            biases = sum(p.numel() for n, p in weights.items() if n.endswith("bias"))
+        else:  # compacted: the bias of every unit it keeps
+            biases = sum(int(mask[n].any(dim=1).sum()) for n in mask)
+        assert ticket["parameters"] == kept + biases
+        rows = {(row["level"], row["branch"]): row for row in report["rows"]}
+        assert rows[(1, "main")]["macs"] == ticket["macs"]
+        assert rows[(1, "main")]["latency_ms"] == ticket["latency_ms"]["64"]
+        for name in ("accuracy_by_macs.png", "accuracy_by_latency.png"):
+            assert (layout.report_dir / name).stat().st_size > 10_000
+        written = layout.cost_path.stat().st_mtime_ns
+        assert main(["report", str(layout.root)]) == 0  # again: nothing measured or written
+        assert layout.cost_path.stat().st_mtime_ns == written

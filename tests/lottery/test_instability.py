@@ -4,13 +4,16 @@ along it, and ``rewinding.step: auto`` takes the rewind point its rule names."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from scale_lth.data import DataInfo, eval_batches
 from scale_lth.lottery.instability import choose_rewind
 from scale_lth.lottery.job import Job
 from scale_lth.lottery.starts import run_start
 from scale_lth.pruning import Mask
+from scale_lth.report.instability import format_instability, measured
 from scale_lth.results import RunKey, instability_branch
 from scale_lth.training.evaluation import evaluate
 from tests.runs import runner
@@ -61,11 +64,7 @@ def test_the_path_ends_are_the_copies_own_errors_and_its_barrier_is_the_instabil
         for split, errors in path["errors"].items():
             assert len(errors) == 5
             model = experiment.store.network(torch.load(layout.final_path(first)))
-            batches = (
-                experiment.data.training_in_order()
-                if split == "train"
-                else experiment.data.evaluation()[split]
-            )
+            batches = experiment.data.path_splits()[split]  # each whole: the digits are small
             own = 1 - evaluate(model, batches, torch.device("cpu"))["accuracy"]
             assert errors[-1] == pytest.approx(own, abs=1e-12)  # alpha 1: copy a itself
             if split != "train":  # the copy measured its own error at its last step
@@ -80,6 +79,44 @@ def test_the_path_ends_are_the_copies_own_errors_and_its_barrier_is_the_instabil
             rewind = torch.load(layout.rewind_path(0))["model"]
             start = run_start(experiment.store, first, experiment.steps, None)
             assert all(torch.equal(start.weights[n], rewind[n]) for n in rewind)
+
+
+def test_a_subsampled_path_is_the_barrier_on_one_seeded_subsample(smoke_config):
+    config = smoke_config(
+        *SHORT,
+        "instability.points=4",
+        "instability.steps=[20it]",
+        "instability.train_examples=150",
+        "instability.eval_examples=70",
+        "seed=3",
+    )
+    experiment = runner(config)
+    experiment.execute(Job.instability_analysis(config, ["20it"], []))
+    layout = experiment.layout
+    path = layout.read_metrics(RunKey(0, 0, instability_branch("path", "20it")))
+    sizes = DataInfo.load(config.data_dir).splits
+    assert path["examples"] == {"train": 150, **{split: 70 for split in sizes if split != "train"}}
+    first, second = (torch.load(layout.final_path(key)) for key in copies(0, "20it"))
+    for split, count in path["examples"].items():
+        # the definition: the first `count` of a permutation drawn with the experiment's seed
+        chosen = np.sort(np.random.default_rng(3).permutation(sizes[split])[:count])
+        whole = eval_batches(
+            config.data_dir, split, 500, options=experiment.data.loader_options(False)
+        )
+        images, labels = (torch.cat(parts)[chosen] for parts in zip(*whole, strict=True))
+        by_hand = []
+        for alpha in (0, 1 / 3, 2 / 3, 1):
+            state = {n: alpha * t + (1 - alpha) * second[n] if t.is_floating_point() else t
+                     for n, t in first.items()}  # fmt: skip
+            model = experiment.store.network(state).eval()
+            with torch.no_grad():
+                wrong = (model(images).argmax(1) != labels).sum().item()
+            by_hand.append(wrong / count)
+        assert path["errors"][split] == pytest.approx(by_hand, abs=1e-12)
+        barrier = max(by_hand) - (by_hand[0] + by_hand[-1]) / 2
+        assert path["instability"][split] == pytest.approx(barrier, abs=1e-12)
+    report = format_instability(measured(layout), {})
+    assert "evaluated on 150 train, 70 val, 70 test examples" in report
 
 
 @pytest.mark.parametrize(

@@ -100,8 +100,11 @@ def test_mlflow_holds_parent_and_child_runs(experiment):
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
         "report/accuracy.png",
         "report/early_stop.png",
+        "report/accuracy_by_macs.png",
+        "report/accuracy_by_latency.png",
         "report/layer_density.png",
         "report/masks.json",
+        "report/cost.json",
     }
     # the mask analytics by level, recomputed here from the masks on disk
     ticket = [Mask.load(layout.mask_path(RunKey(0, level))) for level in (1, 2)]
@@ -155,7 +158,7 @@ def test_report_json_and_plots(experiment):
     }
     for row in rows:
         assert {"level", "branch", "weights_remaining", "accuracy_mean", "accuracy_std",
-                "early_stop_iteration", "replicates"} <= set(row)  # fmt: skip
+                "early_stop_iteration", "replicates", "macs", "latency_ms"} <= set(row)  # fmt: skip
         assert row["replicates"] == 1 and 0 < row["weights_remaining"] <= 1
         assert row["accuracy_split"] == "test" and row["early_stop_split"] == "val"
     densities = report["masks"]["densities"]["main"]
