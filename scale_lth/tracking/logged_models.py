@@ -4,6 +4,10 @@ registered from the UI and served or loaded anywhere (``mlflow.pytorch.load_mode
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from scale_lth.config import Config
@@ -14,6 +18,7 @@ from scale_lth.tracking.uri import tracking_uri
 from scale_lth.tracking.writer import level_tags
 
 LOGGED_NAME = "ticket"
+URI_VARIABLE = "MLFLOW_TRACKING_URI"
 
 
 def log_exported(config: Config, key: RunKey, module: torch.jit.ScriptModule) -> str:
@@ -27,12 +32,30 @@ def log_exported(config: Config, key: RunKey, module: torch.jit.ScriptModule) ->
     run_id = find_run(client, existing_experiment(client, name), level_tags(config, key))
     if run_id is None:
         raise LookupError(f"MLflow has no run of {key} in experiment {name}")
-    mlflow.set_tracking_uri(uri)
-    logged = mlflow.pytorch.log_model(
-        module,
-        name=LOGGED_NAME,
-        run_id=run_id,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # no inference: seconds
-        serialization_format="pickle",  # MLflow's name for torch.jit.save of a scripted module
-    )
+    with fluent_store(uri):
+        logged = mlflow.pytorch.log_model(
+            module,
+            name=LOGGED_NAME,
+            run_id=run_id,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # no inference
+            serialization_format="pickle",  # MLflow's name for torch.jit.save of a script module
+        )
     return logged.model_uri
+
+
+@contextmanager
+def fluent_store(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (which ``log_model`` uses) on ``uri`` for the block only, and this
+    process's environment as it was after it: ``mlflow.set_tracking_uri`` also sets
+    MLFLOW_TRACKING_URI, which every process started later would inherit (a lottery started
+    afterwards would track into this store)."""
+    import mlflow
+
+    before = os.environ.get(URI_VARIABLE)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # the default; variable unset
+        if before is not None:
+            os.environ[URI_VARIABLE] = before

@@ -13,6 +13,7 @@ the project (TorchScript with torch alone, ONNX with onnxruntime alone) or with
 PyTorch model that computes the same."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -31,6 +32,7 @@ from scale_lth.lottery.network import build_network
 from scale_lth.lottery.runner import Runner
 from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
+from scale_lth.tracking.logged_models import URI_VARIABLE, fluent_store
 from scale_lth.training.session import Session
 from tests.conftest import CONFIGS
 from tests.lottery.test_shipped_configs import shrunk
@@ -181,18 +183,21 @@ def test_a_tracked_tickets_export_is_logged_to_its_mlflow_run(experiment, capsys
 
     cwd, layout, config, _ = experiment
     key = RunKey(0, 2)
+    before = os.environ.get(URI_VARIABLE)
     export(layout.run_dir(key), "--format", "torchscript")
+    # nothing left in the environment that processes started later (a lottery) would track to
+    assert os.environ.get(URI_VARIABLE) == before
     printed = capsys.readouterr().out
     uri = next(line.split(" as ")[1].split(" ")[0] for line in printed.splitlines()
                if line.startswith("MLflow: logged"))  # fmt: skip
-    mlflow.set_tracking_uri(f"sqlite:///{cwd / 'mlflow.db'}")
-    logged = mlflow.pytorch.load_model(uri)
+    with fluent_store(f"sqlite:///{cwd / 'mlflow.db'}"):
+        logged = mlflow.pytorch.load_model(uri)
+        model = mlflow.get_logged_model(uri.removeprefix("models:/"))
     network, shape = masked_network(layout, key)
     inputs = images(shape, 4)
     with torch.no_grad():
         assert (logged(inputs) - network(inputs)).abs().max() <= 1e-5
     client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
-    model = mlflow.get_logged_model(uri.removeprefix("models:/"))
     run = client.get_run(model.source_run_id)
     assert (run.data.tags["level"], run.data.tags["branch"]) == ("2", "main")
     assert run.data.tags["experiment_hash"] == config.hash
