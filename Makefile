@@ -55,13 +55,14 @@ demo: install
 # Every test: those that start no process spread over every core (as `test-fast`), then the
 # integration tests one at a time (they start clusters and services of their own).
 test: install
-	$(BIN)/python -m pytest -m "not integration" -n auto
+	$(BIN)/python -m pytest -m "not integration" -n auto --dist worksteal
 	$(BIN)/python -m pytest -m integration
 
 # The tests that need no service, no Ray and no other process, spread over every core
-# (pytest-xdist): minutes, not the better part of an hour.
+# (pytest-xdist; an idle core takes tests queued for a busy one, so the minute-long ImageNet
+# configs do not leave one core waiting at the end): minutes, not the better part of an hour.
 test-fast: install-python
-	$(BIN)/python -m pytest -m "not integration" -n auto
+	$(BIN)/python -m pytest -m "not integration" -n auto --dist worksteal
 
 bench: install
 	$(BIN)/python bench/prune_and_step.py
