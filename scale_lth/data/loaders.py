@@ -141,13 +141,16 @@ def loader_threads(requested: int) -> int:
 
 
 def _image_pipeline(info: DataInfo, pipeline: str, options: LoaderOptions) -> list:
-    from ffcv.fields.decoders import (
+    from scale_lth.data.ffcv_api import (
         CenterCropRGBImageDecoder,
         NDArrayDecoder,
+        RandomHorizontalFlip,
         RandomResizedCropRGBImageDecoder,
+        RandomTranslate,
         SimpleRGBImageDecoder,
+        ToTensor,
+        ToTorchImage,
     )
-    from ffcv.transforms import RandomHorizontalFlip, RandomTranslate, ToTensor, ToTorchImage
 
     if pipeline not in PIPELINES:
         raise DataError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
@@ -182,14 +185,13 @@ def _image_pipeline(info: DataInfo, pipeline: str, options: LoaderOptions) -> li
 
 
 def _to_device(device: torch.device) -> list:
-    from ffcv.transforms import ToDevice
+    from scale_lth.data.ffcv_api import ToDevice
 
     return [ToDevice(device, non_blocking=True)] if device.type == "cuda" else []
 
 
 def _label_pipeline(device: torch.device) -> list:
-    from ffcv.fields.basics import IntDecoder
-    from ffcv.transforms import Squeeze, ToTensor
+    from scale_lth.data.ffcv_api import IntDecoder, Squeeze, ToTensor
 
     return [IntDecoder(), ToTensor(), Squeeze(1), *_to_device(device)]
 
@@ -205,7 +207,7 @@ def default_pipeline(info: DataInfo, training: bool) -> str:
 def _batches(
     folder: Path, split: str, batch_size: int, training: bool, options: LoaderOptions, **arguments
 ) -> Batches:
-    from ffcv.loader import Loader
+    from scale_lth.data.ffcv_api import Loader
 
     info = DataInfo.load(folder)
     if batch_size < 1:
@@ -237,7 +239,7 @@ def train_batches(
     ``distributed`` (FFCV's DistributedSampler emulation: disjoint, reshuffled each epoch).
     A split without random augmentation whose float32 tensors fit in ``keep_decoded_bytes``
     is decoded once and kept (``Held``), in the same order."""
-    from ffcv.loader import OrderOption
+    from scale_lth.data.ffcv_api import OrderOption
 
     folder = Path(folder)
     info = DataInfo.load(folder)
@@ -264,7 +266,7 @@ def train_batches(
 def _in_order(
     folder: Path, split: str, batch_size: int, indices: np.ndarray, options: LoaderOptions
 ) -> Batches:
-    from ffcv.loader import OrderOption
+    from scale_lth.data.ffcv_api import OrderOption
 
     return _batches(
         folder,

@@ -74,7 +74,7 @@ def stored_shape(betons: list[Path]) -> list[int] | None:
 def image_field(first_image: np.ndarray, options: ImageOptions):
     """The FFCV field images are stored in: the arrays themselves for grayscale images (one
     size), RGB images (JPEG or raw, as ``options`` say) for colour ones."""
-    from ffcv.fields import NDArrayField, RGBImageField
+    from scale_lth.data.ffcv_api import NDArrayField, RGBImageField
 
     if first_image.ndim == 2:
         return NDArrayField(np.dtype("uint8"), (1, *first_image.shape))
@@ -89,7 +89,7 @@ def image_field(first_image: np.ndarray, options: ImageOptions):
 def write_beton(split, fields: dict, path: Path, workers: int | None = None) -> None:
     """``split`` as the .beton ``path``: written under a temporary name (removed if the
     writing stops: an error, Ctrl-C), then renamed."""
-    from ffcv.writer import DatasetWriter
+    from scale_lth.data.ffcv_api import DatasetWriter
 
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
@@ -118,7 +118,7 @@ def write_splits(
     ``augmentation`` names the training pipeline colour images get by default
     (``pad_crop_flip`` for CIFAR-sized data, ``resized_crop_flip`` for ImageNet-like data).
     """
-    from ffcv.fields import IntField
+    from scale_lth.data.ffcv_api import IntField
 
     names = [*(f"{split}.beton" for split in splits), "info.json"]
     existing = [name for name in names if (out / name).exists()]
