@@ -15,6 +15,7 @@ from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
 from tests.lottery.conftest import BRANCHES, OVERRIDES, SMOKE
 from tests.processes import scale_lth
+from tests.pruned import assert_pruned_weights_zero
 
 pytestmark = [pytest.mark.integration]
 
@@ -50,16 +51,8 @@ def test_baselines_keep_exactly_the_tickets_counts(experiment):
 
 
 def test_pruned_weights_are_exactly_zero_after_ddp_training(experiment):
-    _, layout, config, _ = experiment
-    for key in layout.finished():
-        if key.level == 0:
-            continue
-        mask_key = key if key.branch in ("random_prune", "snip") else RunKey(0, key.level)
-        mask = Mask.load(layout.mask_path(mask_key))
-        final = torch.load(layout.final_path(key))
-        for name, keep in mask.items():
-            assert torch.count_nonzero(final[name][~keep]) == 0, (key, name)
-            assert torch.count_nonzero(final[name][keep]) > 0
+    _, layout, _, _ = experiment
+    assert_pruned_weights_zero(layout)
 
 
 def test_rewinding_and_starts_are_recorded(experiment):
