@@ -13,27 +13,17 @@ only reads configs or results never pays for FFCV, numba or this module.
 """
 
 import sys
-import threading
 
-_importing = threading.Lock()
+if "ffcv" not in sys.modules:  # (imported first elsewhere, it compiled: nothing to spare)
+    import numba.typed
 
-
-def _import_ffcv() -> None:
-    with _importing:
-        if "ffcv" in sys.modules:
-            return
-        import numba.typed
-
-        # a module attribute wins over numba.typed's lazy __getattr__, which answers again
-        # once the attribute is deleted
-        numba.typed.Dict = dict
-        try:
-            import ffcv  # noqa: F401
-        finally:
-            del numba.typed.Dict
-
-
-_import_ffcv()
+    # a module attribute wins over numba.typed's lazy __getattr__, which answers again once
+    # the attribute is deleted
+    numba.typed.Dict = dict
+    try:
+        import ffcv  # noqa: F401
+    finally:
+        del numba.typed.Dict
 
 from ffcv.fields import IntField, NDArrayField, RGBImageField  # noqa: E402
 from ffcv.fields.basics import IntDecoder  # noqa: E402

@@ -14,11 +14,10 @@ from scale_lth.config import Config
 from scale_lth.results import RunKey
 from scale_lth.tracking.experiment import existing_experiment, experiment_name
 from scale_lth.tracking.runs import find_run
-from scale_lth.tracking.uri import tracking_uri
+from scale_lth.tracking.uri import URI_VARIABLE, tracking_uri
 from scale_lth.tracking.writer import level_tags
 
 LOGGED_NAME = "ticket"
-URI_VARIABLE = "MLFLOW_TRACKING_URI"
 
 
 def log_exported(config: Config, key: RunKey, module: torch.jit.ScriptModule) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from scale_lth.config import Config
 
+URI_VARIABLE = "MLFLOW_TRACKING_URI"  # MLflow's name, read by every process it starts too
 USERNAME, PASSWORD = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"  # MLflow's names
 TOKEN = "MLFLOW_TRACKING_TOKEN"  # a bearer token, the other way MLflow's client authenticates
 CREDENTIALS = (USERNAME, PASSWORD, TOKEN)
@@ -20,7 +21,7 @@ CREDENTIALS = (USERNAME, PASSWORD, TOKEN)
 
 def tracking_uri(config: Config) -> str:
     """The config's URI, else MLFLOW_TRACKING_URI, else ``sqlite:///<cwd>/mlflow.db``."""
-    uri = config.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = config.tracking.uri or os.environ.get(URI_VARIABLE, "")
     return uri or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 

@@ -32,7 +32,8 @@ from scale_lth.lottery.network import build_network
 from scale_lth.lottery.runner import Runner
 from scale_lth.pruning import Mask
 from scale_lth.results import Layout, RunKey
-from scale_lth.tracking.logged_models import URI_VARIABLE, fluent_store
+from scale_lth.tracking.logged_models import fluent_store
+from scale_lth.tracking.uri import URI_VARIABLE
 from scale_lth.training.session import Session
 from tests.conftest import CONFIGS
 from tests.lottery.test_shipped_configs import shrunk
