@@ -123,7 +123,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 def connect(config: Config) -> None:
     """Join ``scaling.address`` (or RAY_ADDRESS, or the cluster this process runs in) with its
     auth token, else start a local Ray on loopback with a new token of its own."""
-    address = config.scaling.address or os.environ.get("RAY_ADDRESS") or None
+    address = cluster_address(config)
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         return
     if address is None:  # before ray is imported: it reads both then
@@ -149,6 +149,12 @@ def connect(config: Config) -> None:
         )
 
 
+def cluster_address(config: Config) -> str | None:
+    """The Ray cluster to join: ``scaling.address``, else RAY_ADDRESS (set inside a Ray job),
+    else None: a local Ray of the driver's own."""
+    return config.scaling.address or os.environ.get("RAY_ADDRESS") or None
+
+
 def job_environment(address: str) -> dict[str, str]:
     """What the job's processes on the cluster get: MLflow's credentials, never written to a
     file of the experiment (scale_lth.tracking.uri.credentials_moved); and the cluster's GCS
@@ -169,19 +175,26 @@ def _host(address: str) -> str:
 def _start_local(ray) -> None:
     """A Ray of this process's own on loopback (never a `ray start` cluster of the machine),
     its GCS on a port chosen here and named in RAY_ADDRESS for the processes it starts (they
-    inherit this moment's environment): Ray Train's placement-group cleaner otherwise looks for
-    its cluster among the Ray instances of the machine and fails ("Found multiple active Ray
-    instances") where another runs there, a second lottery's for one. The dashboard serves the
-    state API the cleaner polls."""
+    inherit this moment's environment): one of them looking for its cluster finds this one,
+    where among the Ray instances of the machine it would fail ("Found multiple active Ray
+    instances") if another ran there, a second lottery's for one.
+
+    It ends with the driver, so it starts nothing that outlives a driver or watches a cluster:
+    no dashboard (its state API serves Ray Train's placement-group cleaner, left out here by
+    scale_lth.orchestration.trainer) and no preemption watcher (it polls the nodes for a cloud
+    provider's notice of taking them away)."""
     port = free_port("127.0.0.1")
-    named = {"RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_GCS_SERVER_PORT": str(port)}
+    named = {
+        "RAY_ADDRESS": f"127.0.0.1:{port}",
+        "RAY_GCS_SERVER_PORT": str(port),
+        "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    }
     before = {name: os.environ.get(name) for name in named}
     os.environ.update(named)
     try:
         ray.init(
             address="local",
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
+            include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=True,
             _node_ip_address="127.0.0.1",
@@ -270,17 +283,18 @@ def group_trainer(config: Config, loop_config: dict[str, Any]):
     default retries that without limit: a cluster that lost a node for good would wait for
     ever)."""
     from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
     from ray.train.v2.api.config import FailureConfig  # ray.train's, typed as Ray Train v2's
 
     from scale_lth.orchestration.process_group import NodeAddressTorchConfig
+    from scale_lth.orchestration.trainer import LotteryTrainer
 
     scaling = config.scaling
     resources: dict[str, float] = {"CPU": scaling.cpus_per_worker}
     if scaling.use_gpu:
         resources["GPU"] = scaling.gpus_per_worker
-    return TorchTrainer(
+    return LotteryTrainer(
         train_loop_per_worker,
+        own_ray=cluster_address(config) is None,
         train_loop_config=loop_config,
         # under `runs` each worker trains alone and its group's process group carries nothing:
         # gloo, since NCCL refuses two ranks on one GPU (workers sharing one, gpus_per_worker)
