@@ -35,6 +35,20 @@ def build_network(config: Config, info: DataInfo, seed: int) -> nn.Module:
     return models.build(config.model.name, **network_arguments(config, info))
 
 
+def loaded_network(config: Config, info: DataInfo, weights: dict[str, torch.Tensor]) -> nn.Module:
+    """The network holding ``weights``, built without drawing the initial values they replace:
+    on the meta device, then given memory on the CPU and loaded (every parameter and buffer is
+    in ``weights``: loading is strict, and a buffer kept out of the state dict is refused)."""
+    with torch.device("meta"):
+        model = models.build(config.model.name, **network_arguments(config, info))
+    unsaved = {name for name, _ in model.named_buffers()} - set(model.state_dict())
+    if unsaved:
+        raise TypeError(f"{config.model.name} has buffers no weights file holds: {unsaved}")
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(weights)
+    return model
+
+
 def network_arguments(config: Config, info: DataInfo) -> dict[str, Any]:
     """What ``models.build`` is given besides the name: the classes and the options the model
     takes for ``info``'s images."""

@@ -27,6 +27,7 @@ from scale_lth.lottery.network import (
     build_network,
     group_rates,
     layer_rates,
+    loaded_network,
     pruned_groups,
     pruned_names,
 )
@@ -71,10 +72,10 @@ class StartStore:
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
     def network(self, weights: dict[str, torch.Tensor] | None = None, seed: int = 0) -> nn.Module:
-        model = build_network(self.config, self.info, seed)
-        if weights is not None:
-            model.load_state_dict(weights)
-        return model
+        """The config's network holding ``weights``, or else initialised from ``seed``."""
+        if weights is None:
+            return build_network(self.config, self.info, seed)
+        return loaded_network(self.config, self.info, weights)
 
     def fresh_weights(self, seed: int) -> dict[str, torch.Tensor]:
         return self.network(seed=seed).state_dict()
