@@ -3,13 +3,16 @@
 # from the carried bundle; Ray, MLflow and submitit from the wheel set staged in STAGE
 # (bench/gpu/stack.sh's parts); the torch-only GPU tests; the lottery through Ray Train
 # (tests/gpu/test_gpu_lottery.py); the pruning benchmark; the end-to-end throughput (compile off
-# at three resolutions, then on at 160 px only: each compilation takes a minute or more).
+# at three resolutions, then on at 160 px only: each compilation takes a minute or more); runs
+# packed onto the GPU (bench/gpu/packing.py: a ResNet-20 lottery's makespan at 1, 2, 4 and 8
+# runs per GPU).
 # Each step has a limit of its own and none runs past the deadline, CHECK_BUDGET_S (480) after
 # the start, so the call ends inside its timeout with what it got; a step stopped at its limit
 # gets SIGINT first (pytest then stops the processes its tests started). CHECK_STEPS picks steps
-# (default: ffcv stack tests lottery prune eager compiled); ffcv and stack are skipped where
-# already installed (a warm machine). Results land in $OUT (the device tool brings back 8 files
-# at most): log.txt, and the benchmarks' JSON. Usage: bash bench/gpu/check.sh [BUNDLE] [STAGE]
+# (default: ffcv stack tests lottery prune eager compiled packing); ffcv and stack are skipped
+# where already installed (a warm machine). Results land in $OUT (the device tool brings back 8
+# files at most): log.txt, and the benchmarks' JSON.
+# Usage: bash bench/gpu/check.sh [BUNDLE] [STAGE]
 set -uo pipefail
 bundle=${1:-build/ffcv-bundle}
 stage=${2:-/tmp/stage}
@@ -19,7 +22,7 @@ log="$out/log.txt"
 python=python3
 site=/tmp/site
 deadline=$((SECONDS + ${CHECK_BUDGET_S:-480}))
-steps=" ${CHECK_STEPS:-ffcv stack tests lottery prune eager compiled} "
+steps=" ${CHECK_STEPS:-ffcv stack tests lottery prune eager compiled packing} "
 export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export CUBLAS_WORKSPACE_CONFIG=:4096:8
 
@@ -59,4 +62,5 @@ step eager 240 "$python" bench/gpu_throughput.py --compile off --photos "$photos
     --out "$out/throughput-eager.json"
 step compiled 300 "$python" bench/gpu_throughput.py --compile on --resolutions 160 \
     --photos "$photos" --out "$out/throughput-compiled.json"
+step packing 240 "$python" bench/gpu/packing.py --out "$out/packing.json"
 echo "== done, $((deadline - SECONDS)) s before the deadline" | tee -a "$log"
