@@ -13,6 +13,9 @@ import os
 # machines have no internet): off unless the user has set it.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # A tracking server that went away must not hold a call for minutes of retries: the events
-# wait in the outbox and are sent again later anyway.
+# wait in the outbox and are sent again later anyway: two retries, the second 2 s after the
+# first (urllib3 backs off by the factor x 2^(retry-1); MLflow's defaults are 7 retries and a
+# factor of 2, up to minutes for a call).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
