@@ -2,12 +2,15 @@
 nodes' bridge, say), for integration tests.
 
 It runs with a SQLite backend store and proxied artifacts under one folder, in a session of
-its own (it starts uvicorn workers and job consumers); stopping kills every process of that
-session by PID, then waits until they are gone. A kill, not SIGTERM: uvicorn's graceful stop
-waits for its clients' keep-alive connections to close, seconds a test would spend waiting,
-and a SQLite store is whole after a kill (an outage test starts the server again on it).
+its own (it starts a uvicorn worker), without MLflow's job execution (consumers of its GenAI
+jobs, seven processes importing MLflow at each start, which serve nothing here). Stopping
+kills every process of that session by PID, then waits until they are gone. A kill, not
+SIGTERM: uvicorn's graceful stop waits for its clients' keep-alive connections to close,
+seconds a test would spend waiting, and a SQLite store is whole after a kill (an outage test
+starts the server again on it).
 """
 
+import os
 import subprocess
 import sys
 import time
@@ -53,6 +56,7 @@ class MlflowServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.healthy():
