@@ -32,7 +32,7 @@ def check_model(config: Config) -> None:
 def build_network(config: Config, info: DataInfo, seed: int) -> nn.Module:
     """``config.model.name`` for ``info``'s images and classes, initialised from ``seed``."""
     torch.manual_seed(seed)
-    return models.build(config.model.name, **network_arguments(config, info))
+    return _built(config, info)
 
 
 def loaded_network(config: Config, info: DataInfo, weights: dict[str, torch.Tensor]) -> nn.Module:
@@ -40,13 +40,17 @@ def loaded_network(config: Config, info: DataInfo, weights: dict[str, torch.Tens
     on the meta device, then given memory on the CPU and loaded (every parameter and buffer is
     in ``weights``: loading is strict, and a buffer kept out of the state dict is refused)."""
     with torch.device("meta"):
-        model = models.build(config.model.name, **network_arguments(config, info))
+        model = _built(config, info)
     unsaved = {name for name, _ in model.named_buffers()} - set(model.state_dict())
     if unsaved:
         raise TypeError(f"{config.model.name} has buffers no weights file holds: {unsaved}")
     model = model.to_empty(device="cpu")
     model.load_state_dict(weights)
     return model
+
+
+def _built(config: Config, info: DataInfo) -> nn.Module:
+    return models.build(config.model.name, **network_arguments(config, info))
 
 
 def network_arguments(config: Config, info: DataInfo) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Ray Train's ``TorchTrainer`` without the helpers a lottery has no use for.
 
-Ray Train's controller starts, beside the worker group, a helper actor per default callback,
-each a Python process of its own importing Ray (about 2 s of CPU each, more where it imports
-Ray Data), all at the worker group's start:
+Some of Ray Train's default callbacks start a helper actor beside the worker group, each a
+Python process of its own importing Ray (about 2 s of CPU each, more where it imports Ray
+Data), all at the worker group's start. Two of them serve a lottery nothing, or nothing on
+the local Ray it starts for itself:
 
 - ``DatasetsCallback``'s ``DatasetManager`` serves Ray Data shards. A lottery's data come from
   FFCV files read in each worker, never from Ray Data: it is never started.

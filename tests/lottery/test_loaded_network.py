@@ -29,6 +29,6 @@ def test_a_loaded_network_holds_its_weights_and_computes_as_a_built_one(name):
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(images), built(images))
-        name, parameter = next(iter(loaded.named_parameters()))
+        first, parameter = next(iter(loaded.named_parameters()))
         parameter.add_(1.0)  # its own memory: the weights it was given stay as they were
-    assert torch.equal(weights[name], built.state_dict()[name])
+    assert torch.equal(weights[first], built.state_dict()[first])
